@@ -1,0 +1,373 @@
+"""Lambda handler: routing, request parsing and HTTP responses. The flows live in flows.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import boto3
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from api_key import ApiKeySource
+from errors import ConfigurationProblem, ServiceUnavailable, SocialLoginError
+from flows import NotSignedIn, TokenOutcome, TokenUrlService
+from http_forms import InvalidForm, decode_body, parse_form, single_value
+from identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
+from models import (
+    CredentialsRequest,
+    CredentialsStored,
+    ErrorBody,
+    ErrorCode,
+    SessionCreateRequest,
+    SessionView,
+    SignedOutView,
+    TokenCallback,
+    TokenUrlRequest,
+    TokenUrlResponse,
+    credential_provider,
+)
+from observability import count, logger, metrics, tracer
+from settings import ConfigurationError, Settings
+from store import NonceStore, SessionStore
+from vault import Vault
+
+SESSION_COOKIE = "__Host-tu_session"
+# SameSite=None so that it reaches the cross-site token POST; on its own it grants nothing.
+BROWSER_COOKIE = "__Host-tu_browser"
+BROWSER_COOKIE_MAX_AGE = 24 * 3600
+MAX_JSON_BYTES = 16 * 1024
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+# JSON routes a browser page calls to change state: same-origin and JSON only (SECURITY.md #6).
+_BROWSER_STATE_ROUTES = {("POST", "/token-url"), ("POST", "/session"), ("DELETE", "/session")}
+_JSON_BODY_ROUTES = {("POST", "/token-url"), ("POST", "/session"), ("POST", "/credentials")}
+
+# ---------------------------------------------------------------- start: configuration and clients, once
+
+try:
+    settings = Settings.from_environ(os.environ)
+except ConfigurationError as config_error:
+    logger.error(str(config_error))
+    raise
+
+_aws_config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+_dynamodb = boto3.client("dynamodb", config=_aws_config)
+_http = new_http_session()
+service = TokenUrlService(
+    settings=settings,
+    client=IdentityCloudClient(
+        social_login_base_url=settings.social_login_base_url,
+        capture_base_url=settings.capture_base_url,
+        capture_flow=CaptureFlow(
+            client_id=settings.capture_client_id,
+            flow=settings.capture_flow,
+            flow_version=settings.capture_flow_version,
+            locale=settings.capture_locale,
+            redirect_uri=settings.capture_redirect_uri,
+        ),
+        api_key=ApiKeySource(
+            secrets_client=boto3.client("secretsmanager", config=_aws_config),
+            secret_id=settings.social_login_api_key_secret,
+            max_age=settings.secret_max_age_seconds,
+        ),
+        http=_http,
+        timeout=(settings.upstream_connect_timeout, settings.upstream_read_timeout),
+    ),
+    sessions=SessionStore(client=_dynamodb, table=settings.sessions_table),
+    nonces=NonceStore(client=_dynamodb, table=settings.nonces_table),
+    vault=Vault(kms_client=boto3.client("kms", config=_aws_config), key_id=settings.credentials_key_id),
+    idempotency_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=_dynamodb),
+)
+
+app = APIGatewayHttpResolver(enable_validation=True)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _cookies() -> dict[str, str]:
+    """Request cookies; a name sent twice is ambiguous, so it counts as absent."""
+    seen: dict[str, list[str]] = {}
+    for raw in app.current_event.cookies or []:
+        name, _, value = raw.strip().partition("=")
+        seen.setdefault(name, []).append(value)
+    return {name: values[0] for name, values in seen.items() if len(values) == 1}
+
+
+def _opaque_cookie(name: str) -> str | None:
+    value = _cookies().get(name)
+    if value is None or len(value) != 43 or not value.replace("-", "").replace("_", "").isalnum():
+        return None
+    return value
+
+
+def _session_cookie(session_id: str, max_age: int) -> Cookie:
+    return Cookie(
+        name=SESSION_COOKIE,
+        value=session_id,
+        path="/",
+        secure=True,
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.LAX_MODE,
+    )
+
+
+def _expired_session_cookie() -> Cookie:
+    return _session_cookie("", 0)
+
+
+def _browser_cookie(value: str) -> Cookie:
+    return Cookie(
+        name=BROWSER_COOKIE,
+        value=value,
+        path="/",
+        secure=True,
+        http_only=True,
+        max_age=BROWSER_COOKIE_MAX_AGE,
+        same_site=SameSite.NONE_MODE,
+    )
+
+
+def _json(status: HTTPStatus, body: Any, cookies: list[Cookie] | None = None) -> Response[Any]:
+    payload = body.model_dump(mode="json") if hasattr(body, "model_dump") else body
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(payload),
+        cookies=cookies or [],
+    )
+
+
+def _error(status: HTTPStatus, code: ErrorCode, message: str) -> Response[Any]:
+    return _json(status, ErrorBody(error=code, message=message))
+
+
+def _app_redirect(**query: str) -> str:
+    """APP_URL with the outcome added to its query: the only place the token POST ever sends a browser."""
+    parts = urlsplit(settings.app_url)
+    merged = parse_qs(parts.query, keep_blank_values=True)
+    merged.update({key: [value] for key, value in query.items()})
+    return urlunsplit(parts._replace(query=urlencode(merged, doseq=True)))
+
+
+def _redirect(outcome: TokenOutcome | None = None, *, error: ErrorCode | None = None) -> Response[Any]:
+    cookies: list[Cookie] = []
+    if outcome is not None and outcome.result is not None:
+        location = _app_redirect(result=outcome.result.value)
+        if outcome.session_id is not None and outcome.session_expires_at is not None:
+            max_age = max(outcome.session_expires_at - int(time.time()), 0)
+            cookies.append(_session_cookie(outcome.session_id, max_age))
+    else:
+        code = error or (outcome.error if outcome else None) or ErrorCode.SERVICE_UNAVAILABLE
+        location = _app_redirect(error=code.value)
+    return Response(
+        status_code=HTTPStatus.SEE_OTHER, headers={"Location": location}, cookies=cookies, body=""
+    )
+
+
+# ---------------------------------------------------------------- routes
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.post("/token-url")
+def post_token_url(request: TokenUrlRequest) -> Response[TokenUrlResponse]:
+    started = service.start_token_url(
+        request.intent, browser=_opaque_cookie(BROWSER_COOKIE), session_id=_opaque_cookie(SESSION_COOKIE)
+    )
+    return _json(
+        HTTPStatus.OK, TokenUrlResponse(token_url=started.token_url), [_browser_cookie(started.browser)]
+    )
+
+
+@app.post("/token")
+def post_token() -> Response[Any]:
+    event = app.current_event
+    try:
+        fields = parse_form(
+            event.headers.get("content-type", ""),
+            decode_body(event.body, is_base64=bool(event.is_base64_encoded)),
+        )
+        token = single_value(fields, "token")
+        query = parse_qs(event.raw_query_string or "", keep_blank_values=True, max_num_fields=20)
+        nonces = query.get("nonce", [])
+        if token is None:
+            raise InvalidForm("no token")
+        callback = TokenCallback.model_validate(
+            {"token": token, "nonce": nonces[0] if len(nonces) == 1 else None}, strict=False
+        )
+    except (InvalidForm, ValueError):
+        logger.warning("Token POST malformed")
+        return _redirect(error=ErrorCode.INVALID_REQUEST)
+    browser = _opaque_cookie(BROWSER_COOKIE)
+    if callback.nonce is None or browser is None:
+        # Checked before any upstream call: without both halves of the binding the token is never sent.
+        logger.warning(
+            "Token POST without its one-time value or browser binding",
+            extra={"has_nonce": callback.nonce is not None, "has_browser_cookie": browser is not None},
+        )
+        count("RejectedTokens")
+        return _redirect(error=ErrorCode.TOKEN_URL_INVALID)
+    outcome = service.complete_token(
+        token=callback.token,
+        nonce=callback.nonce,
+        browser=browser,
+        previous_session_id=_opaque_cookie(SESSION_COOKIE),
+    )
+    return _redirect(outcome)
+
+
+@app.post("/session")
+def post_session(request: SessionCreateRequest) -> Response[SessionView]:
+    created = service.create_capture_session(
+        access_token=request.access_token,
+        expires_in=request.expires_in,
+        previous_session_id=_opaque_cookie(SESSION_COOKIE),
+    )
+    return _json(HTTPStatus.OK, created.view, [_session_cookie(created.session_id, request.expires_in)])
+
+
+@app.get("/session")
+def get_session() -> Response[SessionView | SignedOutView]:
+    session_id = _opaque_cookie(SESSION_COOKIE)
+    view = service.read_session(session_id) if session_id else None
+    if view is None:
+        return _json(HTTPStatus.UNAUTHORIZED, SignedOutView())
+    return _json(HTTPStatus.OK, view)
+
+
+@app.delete("/session")
+def delete_session() -> Response[Any]:
+    session_id = _opaque_cookie(SESSION_COOKIE)
+    if session_id:
+        service.sign_out(session_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT, body="", cookies=[_expired_session_cookie()])
+
+
+@app.post("/credentials")
+def post_credentials(request: CredentialsRequest) -> Response[CredentialsStored]:
+    # IAM authorization guards this route in the deployed API; an event without an IAM caller
+    # means the route was exposed without it, so refuse rather than trust the gateway.
+    iam = (app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}).get("iam") or {}
+    if not (iam.get("userArn") or iam.get("accessKey")):
+        return _error(HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "this route requires IAM authorization")
+    try:
+        service.store_credentials(identifier=request.identifier, token=request.token)
+    except SocialLoginError as error:
+        if error.code in {SocialLoginError.AUTHENTICATION_ERROR, SocialLoginError.APP_NOT_CONFIGURED}:
+            return _error(
+                HTTPStatus.BAD_GATEWAY, ErrorCode.CONFIGURATION_ERROR, "Social Login refused our apiKey"
+            )
+        return _error(
+            HTTPStatus.BAD_REQUEST, ErrorCode.REJECTED, f"Social Login refused the token (code {error.code})"
+        )
+    provider = credential_provider(request.identifier) or ""
+    return _json(HTTPStatus.OK, CredentialsStored(identifier=request.identifier, provider=provider))
+
+
+# ---------------------------------------------------------------- errors
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response[Any]:
+    # Only where and what kind: the offending input (maybe a token) is never echoed back.
+    detail = [{"loc": list(item.get("loc", ())), "type": item.get("type")} for item in error.errors()]
+    return _json(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        {
+            "error": ErrorCode.INVALID_REQUEST.value,
+            "message": "the request body is not valid",
+            "detail": detail,
+        },
+    )
+
+
+@app.exception_handler(NotSignedIn)
+def _not_signed_in(_: NotSignedIn) -> Response[Any]:
+    return _error(HTTPStatus.UNAUTHORIZED, ErrorCode.UNAUTHORIZED, "linking needs a Registration session")
+
+
+@app.exception_handler(ServiceUnavailable)
+def _unavailable(error: ServiceUnavailable) -> Response[Any]:
+    logger.error("Service unavailable", extra={"service": error.service, "reason": error.reason})
+    count("UpstreamErrors")
+    return _error(
+        HTTPStatus.SERVICE_UNAVAILABLE, ErrorCode.SERVICE_UNAVAILABLE, "a service we depend on failed"
+    )
+
+
+@app.exception_handler(ConfigurationProblem)
+def _misconfigured(error: ConfigurationProblem) -> Response[Any]:
+    logger.error("Configuration refused upstream", extra={"service": error.service, "reason": error.reason})
+    count("UpstreamErrors")
+    return _error(HTTPStatus.BAD_GATEWAY, ErrorCode.CONFIGURATION_ERROR, "the service is misconfigured")
+
+
+@app.exception_handler(Exception)
+def _unexpected(_: Exception) -> Response[Any]:
+    logger.exception("Unhandled error")
+    if app.current_event.path == "/token":
+        return _redirect(error=ErrorCode.SERVICE_UNAVAILABLE)
+    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, ErrorCode.SERVICE_UNAVAILABLE, "unexpected error")
+
+
+# ---------------------------------------------------------------- the guard in front of the resolver
+
+
+def _refuse_unsafe_request(event: APIGatewayProxyEventV2) -> dict[str, Any] | None:
+    """Same-origin and content-type checks, before the resolver parses or validates any body."""
+    route = (event.request_context.http.method.upper(), event.raw_path)
+    headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+    status: HTTPStatus | None = None
+    if route in _BROWSER_STATE_ROUTES and headers.get("origin") != settings.app_origin:
+        status, code, message = HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "origin not allowed"
+    elif route in _JSON_BODY_ROUTES or (route == ("DELETE", "/session") and event.body):
+        media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            status, code, message = (
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                "send application/json",
+            )
+        elif len(event.body or "") > MAX_JSON_BYTES:
+            status, code, message = (
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                ErrorCode.INVALID_REQUEST,
+                "body too large",
+            )
+    if status is None:
+        return None
+    return {
+        "statusCode": int(status),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": ErrorBody(error=code, message=message).model_dump_json(),
+        "isBase64Encoded": False,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    service.register_context(context)
+    response = _refuse_unsafe_request(APIGatewayProxyEventV2(event)) or app.resolve(event, context)
+    response.setdefault("headers", {}).update(SECURITY_HEADERS)
+    return response

@@ -1,0 +1,62 @@
+"""Exceptions shared by the client, the store and the flows. Messages never carry a secret."""
+
+from __future__ import annotations
+
+
+class ServiceUnavailable(Exception):
+    """An outside service (Identity Cloud, DynamoDB, KMS, Secrets Manager) failed or timed out."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service}: {reason}")
+        self.service = service
+        self.reason = reason
+
+
+class ConfigurationProblem(Exception):
+    """The upstream refused our own settings (apiKey, client, flow): only an operator can fix it."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service}: {reason}")
+        self.service = service
+        self.reason = reason
+
+
+class SocialLoginError(Exception):
+    """Social Login answered `{"stat": "fail", "err": {"code": N, ...}}` (HTTP 400, or 200 on older apps)."""
+
+    SERVICE_UNAVAILABLE = -1
+    MISSING_PARAMETER = 0
+    INVALID_PARAMETER = 1
+    DATA_NOT_FOUND = 2
+    AUTHENTICATION_ERROR = 3
+    FACEBOOK_ERROR = 4
+    PROVIDER_ERROR = 6
+    APP_NOT_CONFIGURED = 10
+    FEATURE_NOT_SUPPORTED = 11
+
+    def __init__(self, endpoint: str, code: int, token_url_mismatch: bool) -> None:
+        super().__init__(f"{endpoint}: Social Login error {code}")
+        self.endpoint = endpoint
+        self.code = code
+        self.token_url_mismatch = token_url_mismatch
+
+
+class CaptureError(Exception):
+    """Capture answered `{"stat": "error", "code": N, "error": name, ...}` (always HTTP 200)."""
+
+    MISSING_ARGUMENT = 100
+    INVALID_ARGUMENT = 200
+    UNIQUE_VIOLATION = 361
+    ENGAGE_ERROR = 400
+    PERMISSION_ERROR = 403
+    INVALID_ACCESS_TOKEN = 413
+    ACCESS_TOKEN_EXPIRED = 414
+    UNEXPECTED_ERROR = 500
+    API_LIMIT_ERROR = 510
+
+    def __init__(self, endpoint: str, code: int, error: str | None, request_id: str | None) -> None:
+        super().__init__(f"{endpoint}: Capture error {code} ({error})")
+        self.endpoint = endpoint
+        self.code = code
+        self.error = error
+        self.request_id = request_id

@@ -1,0 +1,369 @@
+"""The service's flows: start a token URL, complete it (sign in or link), sessions, stored credentials.
+
+Nothing here knows about HTTP: the handler turns these calls and their outcomes into responses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
+from identity_cloud import IdentityCloudClient
+from models import (
+    AuthInfo,
+    ErrorCode,
+    Intent,
+    NonceRecord,
+    Result,
+    SessionRecord,
+    SessionView,
+    TokenAttempt,
+    TokenResult,
+)
+from observability import count, count_outcome, logger
+from secure_values import digest, new_opaque_value, seal_session_id, unseal_session_id
+from settings import Settings
+from store import ConditionFailed, NonceStore, SessionStore
+from vault import Vault
+
+CAPTURE_TOKEN_FIELD = "capture_token"  # noqa: S105 - an attribute name
+CREDENTIALS_FIELD = "credentials"
+# Time kept back from the Lambda deadline when waiting for a duplicate request to finish.
+_DEADLINE_MARGIN_MS = 2500
+_IN_PROGRESS_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+# Social Login codes that mean the token itself is no good (IDENTITY_CLOUD.md).
+_REJECTED_TOKEN_CODES = {
+    SocialLoginError.INVALID_PARAMETER,
+    SocialLoginError.DATA_NOT_FOUND,
+    5,  # mapping exists
+    7,  # account upgrade needed
+    8,  # missing third-party credentials
+    9,  # third-party credentials revoked
+    SocialLoginError.FEATURE_NOT_SUPPORTED,
+}
+_PROVIDER_OUTAGE_CODES = {SocialLoginError.FACEBOOK_ERROR, SocialLoginError.PROVIDER_ERROR}
+_CAPTURE_CONFIGURATION_CODES = {
+    CaptureError.MISSING_ARGUMENT,
+    CaptureError.INVALID_ARGUMENT,
+    CaptureError.PERMISSION_ERROR,
+    CaptureError.UNEXPECTED_ERROR,
+}
+
+
+class NotSignedIn(Exception):
+    """A link was asked for by a browser whose session holds no Registration access token."""
+
+
+@dataclass(frozen=True)
+class StartedTokenUrl:
+    token_url: str
+    browser: str  # the browser-binding value to (re)set as a cookie
+
+
+@dataclass(frozen=True)
+class TokenOutcome:
+    result: Result | None
+    error: ErrorCode | None
+    session_id: str | None = None
+    session_expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session_id: str
+    view: SessionView
+    expires_at: int
+
+
+def session_key(session_id: str) -> str:
+    return digest("session", session_id)
+
+
+class TokenUrlService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        client: IdentityCloudClient,
+        sessions: SessionStore,
+        nonces: NonceStore,
+        vault: Vault,
+        idempotency_store: BasePersistenceLayer,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._sessions = sessions
+        self._nonces = nonces
+        self._vault = vault
+        self._clock = clock
+        self._sleep = sleep
+        self._context: LambdaContext | None = None
+        self._idempotency_config = IdempotencyConfig(
+            event_key_jmespath="attempt_key",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=settings.replay_window_seconds,
+        )
+        # Idempotency wraps the flow, not the resolver: the resolver turns errors into ordinary
+        # responses, which would be cached; here an exception (an outage) leaves no record behind.
+        self._complete_once = idempotent_function(
+            data_keyword_argument="attempt",
+            config=self._idempotency_config,
+            persistence_store=idempotency_store,
+            output_serializer=PydanticSerializer(model=TokenResult),
+        )(self._complete)
+
+    def register_context(self, context: LambdaContext) -> None:
+        self._context = context
+        self._idempotency_config.register_lambda_context(context)
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def token_url(self, nonce: str) -> str:
+        """The exact URL a one-time value is issued in; auth_info gets it back as tokenUrl."""
+        return f"{self._settings.token_endpoint}?nonce={nonce}"
+
+    # ------------------------------------------------------------ POST /token-url
+
+    def start_token_url(
+        self, intent: Intent, *, browser: str | None, session_id: str | None
+    ) -> StartedTokenUrl:
+        now = self._now()
+        session_pk = None
+        if intent is Intent.LINK:
+            session = self._sessions.get(session_key(session_id), now=now) if session_id else None
+            if session is None or session.capture_token is None:
+                raise NotSignedIn
+            session_pk = session.pk
+        browser = browser or new_opaque_value()
+        nonce = new_opaque_value()
+        self._nonces.put(
+            NonceRecord(
+                pk=digest("nonce", nonce),
+                intent=intent,
+                browser=digest("browser", browser),
+                session=session_pk,
+                created_at=now,
+                expires_at=now + self._settings.token_url_ttl_seconds,
+            )
+        )
+        return StartedTokenUrl(token_url=self.token_url(nonce), browser=browser)
+
+    # ------------------------------------------------------------ POST /token
+
+    def complete_token(
+        self, *, token: str, nonce: str, browser: str, previous_session_id: str | None = None
+    ) -> TokenOutcome:
+        attempt = TokenAttempt(
+            attempt_key=digest("attempt", f"{token}|{nonce}|{browser}"),
+            token=token,
+            nonce=nonce,
+            browser=browser,
+        )
+        try:
+            result = self._complete_waiting_for_duplicates(attempt)
+        except ServiceUnavailable as error:
+            logger.error("Token not completed: a service is unavailable", extra={"service": error.service})
+            count("UpstreamErrors")
+            return self._counted(TokenOutcome(result=None, error=ErrorCode.SERVICE_UNAVAILABLE))
+        except ConfigurationProblem as error:
+            logger.error("Token not completed: configuration refused", extra={"service": error.service})
+            count("UpstreamErrors")
+            return self._counted(TokenOutcome(result=None, error=ErrorCode.CONFIGURATION_ERROR))
+        except IdempotencyPersistenceLayerError:
+            logger.exception("Token not completed: idempotency store unavailable")
+            count("UpstreamErrors")
+            return self._counted(TokenOutcome(result=None, error=ErrorCode.SERVICE_UNAVAILABLE))
+        if result is None:
+            return self._counted(TokenOutcome(result=None, error=ErrorCode.REQUEST_IN_PROGRESS))
+        if result.error is not None:
+            return self._counted(TokenOutcome(result=None, error=result.error))
+        session_id = None
+        if result.sealed_session is not None:
+            session_id = unseal_session_id(result.sealed_session, token=token, browser=browser)
+            if previous_session_id and previous_session_id != session_id:
+                self._forget_session(previous_session_id)
+        return self._counted(
+            TokenOutcome(
+                result=result.result,
+                error=None,
+                session_id=session_id,
+                session_expires_at=result.session_expires_at,
+            )
+        )
+
+    @staticmethod
+    def _counted(outcome: TokenOutcome) -> TokenOutcome:
+        label = outcome.result or outcome.error
+        count_outcome("token", label.value if label else "unknown")
+        return outcome
+
+    def _complete_waiting_for_duplicates(self, attempt: TokenAttempt) -> TokenResult | None:
+        """Run the flow once; a concurrent duplicate waits for the first one's result instead."""
+        for delay in (0.0, *_IN_PROGRESS_DELAYS):
+            if delay and not self._time_left_for(delay):
+                break
+            self._sleep(delay)
+            try:
+                result: TokenResult = self._complete_once(attempt=attempt)
+            except IdempotencyAlreadyInProgressError:
+                continue
+            return result
+        logger.warning("Duplicate token submission still in progress")
+        return None
+
+    def _time_left_for(self, delay: float) -> bool:
+        if self._context is None:
+            return True
+        return self._context.get_remaining_time_in_millis() - delay * 1000 > _DEADLINE_MARGIN_MS
+
+    def _complete(self, attempt: TokenAttempt) -> TokenResult:
+        now = self._now()
+        try:
+            nonce = self._nonces.consume(
+                pk=digest("nonce", attempt.nonce),
+                browser=digest("browser", attempt.browser),
+                attempt_key=attempt.attempt_key,
+                now=now,
+            )
+        except ConditionFailed:
+            logger.warning("Token URL one-time value refused (unknown, used, expired or another browser's)")
+            count("RejectedTokens")
+            return TokenResult(error=ErrorCode.TOKEN_URL_INVALID)
+        if nonce.intent is Intent.SIGN_IN:
+            return self._sign_in(attempt, now)
+        return self._link(attempt, nonce, now)
+
+    def _read_profile(self, attempt: TokenAttempt) -> AuthInfo | TokenResult:
+        try:
+            return self._client.auth_info(token=attempt.token, token_url=self.token_url(attempt.nonce))
+        except SocialLoginError as error:
+            if error.token_url_mismatch or error.code in _REJECTED_TOKEN_CODES:
+                count("RejectedTokens")
+                return TokenResult(error=ErrorCode.TOKEN_INVALID)
+            if error.code in _PROVIDER_OUTAGE_CODES:
+                raise ServiceUnavailable("social_login", f"provider error {error.code}") from None
+            raise ConfigurationProblem("social_login", f"auth_info error {error.code}") from None
+
+    def _sign_in(self, attempt: TokenAttempt, now: int) -> TokenResult:
+        auth = self._read_profile(attempt)
+        if isinstance(auth, TokenResult):
+            return auth
+        session_id = new_opaque_value()
+        pk = session_key(session_id)
+        credentials = None
+        if auth.access_credentials:
+            credentials = self._vault.seal(
+                json.dumps(auth.access_credentials), session_pk=pk, field=CREDENTIALS_FIELD
+            )
+        expires_at = now + self._settings.session_ttl_seconds
+        self._sessions.put(
+            SessionRecord(
+                pk=pk,
+                identifier=auth.profile.identifier,
+                provider=auth.profile.provider_name,
+                display_name=auth.profile.display_name,
+                credentials=credentials,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        count("SignIns")
+        logger.info("Signed in", extra={"provider": auth.profile.provider_name})
+        return TokenResult(
+            result=Result.SIGNED_IN,
+            sealed_session=seal_session_id(session_id, token=attempt.token, browser=attempt.browser),
+            session_expires_at=expires_at,
+        )
+
+    def _link(self, attempt: TokenAttempt, nonce: NonceRecord, now: int) -> TokenResult:
+        # The session is checked before any upstream call: a signed-out browser spends no token.
+        session = self._sessions.get(nonce.session, now=now) if nonce.session else None
+        if session is None or session.capture_token is None:
+            return TokenResult(error=ErrorCode.SESSION_EXPIRED)
+        auth = self._read_profile(attempt)
+        if isinstance(auth, TokenResult):
+            return auth
+        access_token = self._vault.open(
+            session.capture_token, session_pk=session.pk, field=CAPTURE_TOKEN_FIELD
+        )
+        try:
+            self._client.link_account_native(token=attempt.token, access_token=access_token)
+        except CaptureError as error:
+            return self._link_refused(error, session)
+        # The link lives in Capture; the session's list is only what this browser is shown.
+        try:
+            self._sessions.add_linked(session.pk, auth.profile.identifier)
+        except ServiceUnavailable:
+            logger.warning("Linked, but the session's list of links could not be updated")
+        count("Links")
+        logger.info("Linked", extra={"provider": auth.profile.provider_name})
+        return TokenResult(result=Result.LINKED)
+
+    def _link_refused(self, error: CaptureError, session: SessionRecord) -> TokenResult:
+        if error.code == CaptureError.UNIQUE_VIOLATION:
+            count("LinkConflicts")
+            return TokenResult(error=ErrorCode.ALREADY_LINKED)
+        if error.code in {CaptureError.INVALID_ACCESS_TOKEN, CaptureError.ACCESS_TOKEN_EXPIRED}:
+            self._sessions.drop_capture_token(session.pk)
+            return TokenResult(error=ErrorCode.SESSION_EXPIRED)
+        if error.code == CaptureError.ENGAGE_ERROR:
+            count("RejectedTokens")
+            return TokenResult(error=ErrorCode.TOKEN_INVALID)
+        if error.code in _CAPTURE_CONFIGURATION_CODES:
+            raise ConfigurationProblem("capture", f"link_account_native error {error.code}")
+        raise ServiceUnavailable("capture", f"link_account_native error {error.code}")
+
+    # ------------------------------------------------------------ sessions
+
+    def create_capture_session(
+        self, *, access_token: str, expires_in: int, previous_session_id: str | None
+    ) -> NewSession:
+        now = self._now()
+        session_id = new_opaque_value()
+        pk = session_key(session_id)
+        record = SessionRecord(
+            pk=pk,
+            capture_token=self._vault.seal(access_token, session_pk=pk, field=CAPTURE_TOKEN_FIELD),
+            created_at=now,
+            expires_at=now + expires_in,
+        )
+        self._sessions.put(record)
+        if previous_session_id:
+            self._forget_session(previous_session_id)
+        return NewSession(session_id=session_id, view=record.view(), expires_at=record.expires_at)
+
+    def read_session(self, session_id: str) -> SessionView | None:
+        record = self._sessions.get(session_key(session_id), now=self._now())
+        return record.view() if record else None
+
+    def sign_out(self, session_id: str) -> None:
+        self._sessions.delete(session_key(session_id))
+
+    def _forget_session(self, session_id: str) -> None:
+        # Rotation: the replaced session must stop working, but failing to delete it (it expires
+        # by TTL anyway) must not undo a sign-in that has already happened.
+        try:
+            self._sessions.delete(session_key(session_id))
+        except ServiceUnavailable:
+            logger.warning("Replaced session could not be deleted; it expires by TTL")
+
+    # ------------------------------------------------------------ POST /credentials
+
+    def store_credentials(self, *, identifier: str, token: str) -> None:
+        self._client.add_or_update_access_token(identifier=identifier, token=token)

@@ -1,0 +1,85 @@
+"""Parsing of the token POST: the form Social Login submits to the token URL.
+
+Written with the standard library rather than Powertools' Form parameters: this route must answer
+every malformed body with a redirect (never a 422 or a 500), and reject duplicated fields, which
+Powertools' parsers merge or pass through.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from urllib.parse import parse_qs
+
+MAX_FORM_BYTES = 8 * 1024
+MAX_FIELDS = 20
+
+
+class InvalidForm(ValueError):
+    """The body is not a well-formed form of the accepted kinds."""
+
+
+def decode_body(body: str | None, *, is_base64: bool) -> bytes:
+    if not body:
+        return b""
+    if is_base64:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidForm("body is not valid base64") from None
+    return body.encode("utf-8", errors="surrogatepass")
+
+
+def parse_form(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """Fields of an urlencoded or multipart body, each with all its values."""
+    if len(body) > MAX_FORM_BYTES:
+        raise InvalidForm("body too large")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        return _parse_urlencoded(body)
+    if media_type == "multipart/form-data":
+        return _parse_multipart(content_type, body)
+    raise InvalidForm("unsupported content type")
+
+
+def _parse_urlencoded(body: bytes) -> dict[str, list[str]]:
+    try:
+        text = body.decode("utf-8")
+        return parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:  # UnicodeDecodeError, too many fields
+        raise InvalidForm("malformed urlencoded body") from None
+
+
+def _parse_multipart(content_type: str, body: bytes) -> dict[str, list[str]]:
+    try:
+        header = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+        message = BytesParser(policy=policy.HTTP).parsebytes(header + body)
+    except (UnicodeEncodeError, ValueError, TypeError):
+        raise InvalidForm("malformed multipart body") from None
+    if not isinstance(message, EmailMessage) or not message.is_multipart() or message.defects:
+        raise InvalidForm("malformed multipart body")
+    fields: dict[str, list[str]] = {}
+    for index, part in enumerate(message.iter_parts()):
+        if index >= MAX_FIELDS:
+            raise InvalidForm("too many fields")
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None:
+            raise InvalidForm("multipart part without a field name, or a file")
+        payload = part.get_payload(decode=True)
+        try:
+            value = payload.decode("utf-8") if isinstance(payload, bytes) else ""
+        except UnicodeDecodeError:
+            raise InvalidForm("field is not UTF-8") from None
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+def single_value(fields: dict[str, list[str]], name: str) -> str | None:
+    """The one value of a field; a duplicated field is malformed, not a choice between values."""
+    values = fields.get(name, [])
+    if len(values) > 1:
+        raise InvalidForm(f"field {name} given more than once")
+    return values[0] if values else None

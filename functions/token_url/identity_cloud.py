@@ -1,0 +1,207 @@
+"""The Identity Cloud client: Social Login auth_info, add_or_update_access_token; Capture link_account_native.
+
+One `requests.Session` per container, parameters only in the POST body, both error envelopes
+parsed whatever the HTTP status, typed errors by numeric code, and a retry only for failures that
+happen before a request leaves (a connect error), so a one-time token is never sent twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+from pydantic import BaseModel, ConfigDict, ValidationError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from errors import CaptureError, ServiceUnavailable, SocialLoginError
+from models import AuthInfo
+from observability import logger, traced
+from secure_values import fingerprint
+
+SOCIAL_LOGIN = "social_login"
+CAPTURE = "capture"
+
+
+class _SocialLoginErr(BaseModel):
+    code: int
+    msg: str = ""
+
+
+class _SocialLoginFailure(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    stat: Literal["fail"]
+    err: _SocialLoginErr
+
+
+class _CaptureFailure(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    stat: Literal["error"]
+    code: int
+    error: str | None = None
+    request_id: str | None = None
+    # Some deployments name the request id request_token (IDENTITY_CLOUD.md).
+    request_token: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureFlow:
+    client_id: str
+    flow: str
+    flow_version: str
+    locale: str
+    redirect_uri: str
+
+
+def new_http_session(pool_size: int = 4) -> requests.Session:
+    """The one Session of a container: keep-alive pool, connect-only retries."""
+    session = requests.Session()
+    # connect retries happen before any byte is sent; read/status retries could re-send a token.
+    retry = Retry(
+        total=2, connect=2, read=0, status=0, other=0, redirect=0, allowed_methods=None, backoff_factor=0.05
+    )
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = "token-url/0.1 (+aws-lambda)"
+    return session
+
+
+class IdentityCloudClient:
+    def __init__(
+        self,
+        *,
+        social_login_base_url: str,
+        capture_base_url: str,
+        capture_flow: CaptureFlow,
+        api_key: Callable[[], str],
+        http: requests.Session,
+        timeout: tuple[float, float],
+    ) -> None:
+        self._social_login_base_url = social_login_base_url.rstrip("/")
+        self._capture_base_url = capture_base_url.rstrip("/")
+        self._capture_flow = capture_flow
+        self._api_key = api_key
+        self._http = http
+        self._timeout = timeout
+
+    # ------------------------------------------------------------ Social Login
+
+    def auth_info(self, *, token: str, token_url: str) -> AuthInfo:
+        api_key = self._api_key()
+        body = {"apiKey": api_key, "token": token, "extended": "false", "tokenUrl": token_url}
+        reply = self._social_login("auth_info", body, token_handle=fingerprint(token, salt=api_key))
+        try:
+            return AuthInfo.model_validate(reply)
+        except ValidationError:
+            # An "ok" without a usable profile is a broken upstream, not a bad user token.
+            raise ServiceUnavailable(SOCIAL_LOGIN, "auth_info reply without a profile identifier") from None
+
+    def add_or_update_access_token(self, *, identifier: str, token: str) -> None:
+        api_key = self._api_key()
+        body = {"apiKey": api_key, "token": token, "identifier": identifier}
+        self._social_login("add_or_update_access_token", body, token_handle=fingerprint(token, salt=api_key))
+
+    def _social_login(self, endpoint: str, body: dict[str, str], *, token_handle: str) -> dict[str, Any]:
+        url = f"{self._social_login_base_url}/api/v2/{endpoint}"
+        with traced(endpoint) as span:
+            reply = self._post(SOCIAL_LOGIN, endpoint, url, body)
+            if reply.get("stat") == "ok":
+                span.outcome("ok")
+                return reply
+            try:
+                failure = _SocialLoginFailure.model_validate(reply)
+            except ValidationError:
+                span.outcome("unavailable")
+                raise ServiceUnavailable(SOCIAL_LOGIN, f"{endpoint}: unrecognised reply") from None
+            mismatch = (
+                failure.err.code == SocialLoginError.AUTHENTICATION_ERROR
+                and failure.err.msg.startswith("Token URL mismatch")
+            )
+            span.outcome(f"error_{failure.err.code}")
+            logger.warning(
+                "Social Login refused the call",
+                extra={
+                    "endpoint": endpoint,
+                    "upstream_code": failure.err.code,
+                    "token_url_mismatch": mismatch,
+                    "token_handle": token_handle,
+                },
+            )
+            if failure.err.code == SocialLoginError.SERVICE_UNAVAILABLE:
+                raise ServiceUnavailable(SOCIAL_LOGIN, f"{endpoint}: code -1")
+            raise SocialLoginError(endpoint, failure.err.code, mismatch)
+
+    # ------------------------------------------------------------ Capture
+
+    def link_account_native(self, *, token: str, access_token: str) -> None:
+        flow = self._capture_flow
+        body = {
+            "client_id": flow.client_id,
+            "flow": flow.flow,
+            "flow_version": flow.flow_version,
+            "locale": flow.locale,
+            "redirect_uri": flow.redirect_uri,
+            "token": token,
+            "access_token": access_token,
+        }
+        endpoint = "link_account_native"
+        with traced(endpoint) as span:
+            reply = self._post(CAPTURE, endpoint, f"{self._capture_base_url}/oauth/{endpoint}", body)
+            if reply.get("stat") == "ok":
+                span.outcome("ok")
+                return
+            try:
+                failure = _CaptureFailure.model_validate(reply)
+            except ValidationError:
+                span.outcome("unavailable")
+                raise ServiceUnavailable(CAPTURE, f"{endpoint}: unrecognised reply") from None
+            request_id = failure.request_id or failure.request_token
+            span.outcome(f"error_{failure.code}")
+            logger.warning(
+                "Capture refused the call",
+                extra={
+                    "endpoint": endpoint,
+                    "upstream_code": failure.code,
+                    "upstream_error": failure.error,
+                    "upstream_request_id": request_id,
+                },
+            )
+            raise CaptureError(endpoint, failure.code, failure.error, request_id)
+
+    # ------------------------------------------------------------ transport
+
+    def _post(self, service: str, endpoint: str, url: str, body: dict[str, str]) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            response = self._http.post(url, data=body, timeout=self._timeout, allow_redirects=False)
+        except requests.Timeout:
+            self._log_outage(endpoint, "timeout", started)
+            raise ServiceUnavailable(service, f"{endpoint}: timeout") from None
+        except requests.RequestException as error:
+            self._log_outage(endpoint, type(error).__name__, started)
+            raise ServiceUnavailable(service, f"{endpoint}: {type(error).__name__}") from None
+        try:
+            reply = response.json()
+        except ValueError:
+            reply = None
+        # Decide on the envelope, never on the status alone: Social Login errors come with 400
+        # (or 200), Capture errors with 200. Anything without an envelope is an outage.
+        if not isinstance(reply, dict) or "stat" not in reply:
+            self._log_outage(endpoint, f"http_{response.status_code}_without_envelope", started)
+            raise ServiceUnavailable(service, f"{endpoint}: HTTP {response.status_code} without an API reply")
+        return reply
+
+    @staticmethod
+    def _log_outage(endpoint: str, reason: str, started: float) -> None:
+        logger.error(
+            "Identity Cloud unavailable",
+            extra={
+                "endpoint": endpoint,
+                "reason": reason,
+                "elapsed_ms": round((time.perf_counter() - started) * 1000),
+            },
+        )

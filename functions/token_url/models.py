@@ -1,0 +1,220 @@
+"""Every shape that crosses a boundary: requests, responses, upstream replies, stored items, outcomes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+# 256-bit values from secrets.token_urlsafe(32): session ids, one-time values, browser bindings.
+OpaqueValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
+# Social Login tokens are 40 characters; accept a little more so a format change is not an outage.
+SocialLoginToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
+PrintableSecret = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]+$", min_length=1, max_length=4096)]
+
+
+class Intent(StrEnum):
+    SIGN_IN = "sign_in"
+    LINK = "link"
+
+
+class Result(StrEnum):
+    SIGNED_IN = "signed_in"
+    LINKED = "linked"
+
+
+class ErrorCode(StrEnum):
+    """The `error` values of the token redirect and the JSON routes (documented in the README)."""
+
+    INVALID_REQUEST = "invalid_request"
+    TOKEN_URL_INVALID = "token_url_invalid"  # noqa: S105 - an error code
+    TOKEN_INVALID = "token_invalid"  # noqa: S105 - an error code
+    ALREADY_LINKED = "already_linked"
+    SESSION_EXPIRED = "session_expired"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    CONFIGURATION_ERROR = "configuration_error"
+    REQUEST_IN_PROGRESS = "request_in_progress"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    REJECTED = "rejected"
+
+
+# ---------------------------------------------------------------- requests from the browser / servers
+
+
+class _StrictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenUrlRequest(_StrictRequest):
+    intent: Intent
+
+
+class SessionCreateRequest(_StrictRequest):
+    access_token: PrintableSecret
+    # Registration access tokens live an hour by default; a day is the longest we hold one.
+    expires_in: int = Field(default=3600, ge=60, le=86400, strict=True)
+
+
+SUPPORTED_CREDENTIAL_PROVIDERS: dict[str, str] = {
+    "facebook.com": "Facebook",
+    "renren.com": "RenRen",
+    "soundcloud.com": "Soundcloud",
+    "foursquare.com": "Foursquare",
+}
+
+
+def credential_provider(identifier: str) -> str | None:
+    """The provider of an identifier that add_or_update_access_token supports (seed 003), else None."""
+    parts = urlsplit(identifier)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in {"http", "https"}:
+        return None
+    for domain, name in SUPPORTED_CREDENTIAL_PROVIDERS.items():
+        if host == domain or host.endswith("." + domain):
+            return name
+    return None
+
+
+class CredentialsRequest(_StrictRequest):
+    identifier: Annotated[str, StringConstraints(min_length=8, max_length=2048)]
+    token: PrintableSecret
+
+    @field_validator("identifier")
+    @classmethod
+    def _supported_provider(cls, value: str) -> str:
+        if credential_provider(value) is None:
+            supported = ", ".join(SUPPORTED_CREDENTIAL_PROVIDERS.values())
+            raise ValueError(f"must be the profile URL of a supported provider ({supported})")
+        return value
+
+
+class TokenCallback(_StrictRequest):
+    """The form Social Login posts to the token URL, plus the one-time value from its query."""
+
+    token: SocialLoginToken
+    nonce: OpaqueValue | None
+
+
+# ---------------------------------------------------------------- responses
+
+
+class TokenUrlResponse(BaseModel):
+    token_url: str
+
+
+class SessionView(BaseModel):
+    signed_in: Literal[True] = True
+    identifier: str | None
+    provider: str | None
+    capture: bool
+    linked: list[str]
+    expires_at: str
+
+
+class SignedOutView(BaseModel):
+    signed_in: Literal[False] = False
+
+
+class ErrorBody(BaseModel):
+    error: ErrorCode
+    message: str
+
+
+class CredentialsStored(BaseModel):
+    stored: Literal[True] = True
+    identifier: str
+    provider: str
+
+
+# ---------------------------------------------------------------- upstream (Identity Cloud)
+
+
+class SocialProfile(BaseModel):
+    """The parts of auth_info's profile the service keeps; the rest is left upstream."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    identifier: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    provider_name: str | None = Field(default=None, alias="providerName", max_length=200)
+    display_name: str | None = Field(default=None, alias="displayName", max_length=500)
+
+
+class AuthInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    profile: SocialProfile
+    # A secret: encrypted before it is stored, never logged or returned.
+    access_credentials: dict[str, Any] | None = Field(default=None, alias="accessCredentials")
+
+
+# ---------------------------------------------------------------- stored items
+
+
+class SessionRecord(BaseModel):
+    """One browser session, keyed by the SHA-256 of its id (the id itself is never stored)."""
+
+    pk: str
+    identifier: str | None = None
+    provider: str | None = None
+    display_name: str | None = None
+    # KMS ciphertexts, base64: the Registration access token and the provider accessCredentials.
+    capture_token: str | None = None
+    credentials: str | None = None
+    linked: list[str] = Field(default_factory=list)
+    created_at: int
+    expires_at: int
+
+    def is_live(self, now: int) -> bool:
+        return self.expires_at > now
+
+    def view(self) -> SessionView:
+        return SessionView(
+            identifier=self.identifier,
+            provider=self.provider,
+            capture=self.capture_token is not None,
+            linked=sorted(self.linked),
+            expires_at=datetime.fromtimestamp(self.expires_at, tz=UTC).isoformat().replace("+00:00", "Z"),
+        )
+
+
+class NonceRecord(BaseModel):
+    """A one-time value carried in a token URL, keyed by its SHA-256."""
+
+    pk: str
+    intent: Intent
+    browser: str  # SHA-256 of the browser-binding cookie
+    session: str | None = None  # pk of the session that started a link
+    created_at: int
+    expires_at: int
+    consumed_by: str | None = None
+
+
+# ---------------------------------------------------------------- flow input and output
+
+
+class TokenAttempt(BaseModel):
+    """One submission of a Social Login token to the token URL.
+
+    Only `attempt_key` (a hash of token, one-time value and browser binding) is used by the
+    idempotency layer, so a replay from another browser has another key and cannot read the result.
+    """
+
+    attempt_key: str
+    token: SocialLoginToken
+    nonce: OpaqueValue
+    browser: OpaqueValue
+
+
+class TokenResult(BaseModel):
+    """What a token submission ended in; cached by idempotency, so it holds nothing usable in clear."""
+
+    result: Result | None = None
+    error: ErrorCode | None = None
+    # Sign-in only: the new session id, sealed with a key only the submitting browser's request yields.
+    sealed_session: str | None = None
+    session_expires_at: int | None = None

@@ -1,0 +1,50 @@
+"""Powertools Logger, Tracer and Metrics, shared by every module, and one helper per concern."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+SERVICE = "token-url"
+NAMESPACE = "TokenUrl"
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+class Span:
+    """A tracing subsegment that takes the outcome of the call it wraps as an annotation."""
+
+    def __init__(self, subsegment: Any) -> None:
+        self._subsegment = subsegment
+
+    def outcome(self, value: str) -> None:
+        self._subsegment.put_annotation("outcome", value)
+
+
+@contextmanager
+def traced(name: str) -> Iterator[Span]:
+    with tracer.provider.in_subsegment(f"## {name}") as subsegment:
+        yield Span(subsegment)
+
+
+def count(metric: str) -> None:
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+
+
+def count_outcome(route: str, outcome: str) -> None:
+    """One `Outcomes` data point with route and outcome dimensions, beside the plain counters."""
+    with single_metric(
+        name="Outcomes",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_dimension(name="route", value=route)
+        metric.add_dimension(name="outcome", value=outcome)

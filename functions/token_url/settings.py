@@ -1,0 +1,115 @@
+"""Configuration: read from the environment once, at start, and validated.
+
+A bad or missing value stops the function at init with one line naming the variable, so an
+operator sees the cause in the first log line instead of a failure on the first sign-in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from functools import cached_property
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_LOOPBACK_HOSTS = {"localhost"}
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is unusable; the message names the variable."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _absolute_url(value: str, *, allow_path: bool) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL")
+    # Plain http is only for the local stack and tests: anything public must be https.
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("must use https (http is accepted only for loopback hosts)")
+    if parts.fragment or (parts.query and not allow_path):
+        raise ValueError("must not have a query or fragment")
+    if not allow_path and parts.path not in {"", "/"}:
+        raise ValueError("must be a base URL without a path")
+    return value.rstrip("/") if not allow_path else value
+
+
+class Settings(BaseModel):
+    """Every setting of the function. Field names are the environment variable names, lower-cased."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    social_login_base_url: str
+    social_login_api_key_secret: str = Field(min_length=1)
+    capture_base_url: str
+    capture_client_id: str = Field(pattern=r"^[A-Za-z0-9]{8,64}$")
+    capture_flow: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    capture_flow_version: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
+    capture_locale: str = Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    capture_redirect_uri: str
+    public_base_url: str
+    app_url: str
+    sessions_table: str = Field(min_length=3, max_length=255)
+    nonces_table: str = Field(min_length=3, max_length=255)
+    idempotency_table: str = Field(min_length=3, max_length=255)
+    credentials_key_id: str = Field(min_length=1)
+    session_ttl_seconds: int = Field(default=12 * 3600, ge=300, le=7 * 24 * 3600)
+    token_url_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    replay_window_seconds: int = Field(default=600, ge=60, le=3600)
+    upstream_connect_timeout: float = Field(default=2.0, gt=0, le=10)
+    upstream_read_timeout: float = Field(default=6.0, gt=0, le=20)
+    secret_max_age_seconds: int = Field(default=300, ge=0, le=3600)
+
+    @field_validator("social_login_base_url", "capture_base_url", "public_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _absolute_url(value, allow_path=False)
+
+    @field_validator("app_url")
+    @classmethod
+    def _app_url(cls, value: str) -> str:
+        return _absolute_url(value, allow_path=True)
+
+    @field_validator("capture_redirect_uri")
+    @classmethod
+    def _redirect_uri(cls, value: str) -> str:
+        # Capture only requires the prefix (seed 000); it never redirects there.
+        if not value.startswith(("http:", "https:")):
+            raise ValueError("must begin with http: or https:")
+        return value
+
+    @field_validator("capture_flow_version")
+    @classmethod
+    def _not_head(cls, value: str) -> str:
+        if value.upper() == "HEAD":
+            raise ValueError("link_account_native does not accept HEAD; give the version number")
+        return value
+
+    @cached_property
+    def app_origin(self) -> str:
+        parts = urlsplit(self.app_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @cached_property
+    def token_endpoint(self) -> str:
+        return f"{self.public_base_url}/token"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        values = {name: environ[name.upper()] for name in cls.model_fields if name.upper() in environ}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            variable = str(first["loc"][0]).upper() if first["loc"] else "environment"
+            reason = "is not set" if first["type"] == "missing" else first["msg"]
+            raise ConfigurationError(f"configuration error: {variable} {reason}") from None

@@ -1,0 +1,148 @@
+"""DynamoDB access: browser sessions and the one-time values of token URLs.
+
+Items are keyed by SHA-256 digests, never by the values the browser holds, and carry an
+`expires_at` (epoch seconds) that the tables' TTL deletes; reads check it too, since TTL
+deletion can lag by hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from errors import ServiceUnavailable
+from models import NonceRecord, SessionRecord
+from observability import Span, traced
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+DYNAMODB = "dynamodb"
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class ConditionFailed(Exception):
+    """A conditional write did not apply (the item is missing, expired, used, or not ours)."""
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _serializer.serialize(value) for key, value in values.items() if value not in (None, [], set())
+    }
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+@contextmanager
+def _dynamodb_call(name: str) -> Iterator[Span]:
+    with traced(f"dynamodb.{name}") as span:
+        try:
+            yield span
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code == "ConditionalCheckFailedException":
+                span.outcome("condition_failed")
+                raise ConditionFailed(name) from None
+            span.outcome("unavailable")
+            raise ServiceUnavailable(DYNAMODB, f"{name}: {code or 'ClientError'}") from None
+        except BotoCoreError as error:
+            span.outcome("unavailable")
+            raise ServiceUnavailable(DYNAMODB, f"{name}: {type(error).__name__}") from None
+        span.outcome("ok")
+
+
+class NonceStore:
+    def __init__(self, *, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def put(self, record: NonceRecord) -> None:
+        with _dynamodb_call("put_nonce"):
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item(record.model_dump()),
+            )
+
+    def consume(self, *, pk: str, browser: str, attempt_key: str, now: int) -> NonceRecord:
+        """Mark the value used by this attempt, atomically, and return it.
+
+        Succeeds only for a live value bound to this browser that is unused or already used by
+        this very attempt (the same token from the same browser, retried after a failure).
+        Raises ConditionFailed otherwise.
+        """
+        with _dynamodb_call("consume_nonce"):
+            reply = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}},
+                UpdateExpression="SET consumed_by = :attempt",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND expires_at > :now AND browser = :browser"
+                    " AND (attribute_not_exists(consumed_by) OR consumed_by = :attempt)"
+                ),
+                ExpressionAttributeValues={
+                    ":attempt": {"S": attempt_key},
+                    ":now": {"N": str(now)},
+                    ":browser": {"S": browser},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        return NonceRecord.model_validate(_from_item(reply["Attributes"]))
+
+
+class SessionStore:
+    def __init__(self, *, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def get(self, pk: str, *, now: int) -> SessionRecord | None:
+        with _dynamodb_call("get_session"):
+            reply = self._client.get_item(TableName=self._table, Key={"pk": {"S": pk}}, ConsistentRead=True)
+        item = reply.get("Item")
+        if item is None:
+            return None
+        record = SessionRecord.model_validate(_from_item(item))
+        return record if record.is_live(now) else None
+
+    def put(self, record: SessionRecord) -> None:
+        with _dynamodb_call("put_session"):
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_item(record.model_dump()),
+            )
+
+    def delete(self, pk: str) -> None:
+        with _dynamodb_call("delete_session"):
+            self._client.delete_item(TableName=self._table, Key={"pk": {"S": pk}})
+
+    def drop_capture_token(self, pk: str) -> None:
+        """Forget a Registration access token that Capture called invalid or expired."""
+        try:
+            with _dynamodb_call("drop_capture_token"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": pk}},
+                    UpdateExpression="REMOVE capture_token",
+                    ConditionExpression="attribute_exists(pk)",
+                )
+        except ConditionFailed:
+            pass  # signed out meanwhile: nothing left to drop
+
+    def add_linked(self, pk: str, identifier: str) -> None:
+        try:
+            with _dynamodb_call("add_linked"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": pk}},
+                    UpdateExpression="ADD linked :identifier",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":identifier": {"SS": [identifier]}},
+                )
+        except ConditionFailed:
+            pass  # signed out meanwhile: the link itself lives in Capture
