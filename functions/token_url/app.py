@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from http import HTTPStatus
@@ -67,6 +66,11 @@ except ConfigurationError as config_error:
 _aws_config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 _dynamodb = boto3.client("dynamodb", config=_aws_config)
 _http = new_http_session()
+api_key_source = ApiKeySource(
+    secrets_client=boto3.client("secretsmanager", config=_aws_config),
+    secret_id=settings.social_login_api_key_secret,
+    max_age=settings.secret_max_age_seconds,
+)
 service = TokenUrlService(
     settings=settings,
     client=IdentityCloudClient(
@@ -79,11 +83,7 @@ service = TokenUrlService(
             locale=settings.capture_locale,
             redirect_uri=settings.capture_redirect_uri,
         ),
-        api_key=ApiKeySource(
-            secrets_client=boto3.client("secretsmanager", config=_aws_config),
-            secret_id=settings.social_login_api_key_secret,
-            max_age=settings.secret_max_age_seconds,
-        ),
+        api_key=api_key_source,
         http=_http,
         timeout=(settings.upstream_connect_timeout, settings.upstream_read_timeout),
     ),
@@ -146,10 +146,7 @@ def _browser_cookie(value: str) -> Cookie:
 def _json(status: HTTPStatus, body: Any, cookies: list[Cookie] | None = None) -> Response[Any]:
     payload = body.model_dump(mode="json") if hasattr(body, "model_dump") else body
     return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(payload),
-        cookies=cookies or [],
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=payload, cookies=cookies or []
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +12,9 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 SERVICE = "token-url"
 NAMESPACE = "TokenUrl"
+
+# A request that counts nothing (a health check, a session read) is normal here, not a mistake.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)

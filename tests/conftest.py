@@ -1,0 +1,166 @@
+"""Fixtures: the Identity Cloud emulator on loopback, moto for AWS, and the handler configured for both."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+# Before anything builds a boto3 client: fake credentials, a region, and no real endpoint.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_LAMBDA_FUNCTION_NAME": "token-url-test",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "TokenUrl",
+        "POWERTOOLS_SERVICE_NAME": "token-url",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from moto import mock_aws  # noqa: E402 - moto must be imported before the handler builds its clients
+
+from devtools.template import create_tables, load_template  # noqa: E402
+from emulator import IdentityCloudEmulator, serve  # noqa: E402
+from tests.support import APP_URL, PUBLIC_BASE_URL, Browser  # noqa: E402
+
+API_KEY = "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"
+CLIENT_ID = "12345abcde12345abcde12345abcde12"
+FLOW = "standard"
+FLOW_VERSION = "20190618143040022299"
+LOCALE = "en-US"
+SECRET_NAME = "token-url/social-login-api-key"
+KEY_ALIAS = "alias/token-url-credentials"
+EMULATOR_DEFAULTS = {
+    "api_key": API_KEY,
+    "capture_client_id": CLIENT_ID,
+    "flow": FLOW,
+    "flow_version": FLOW_VERSION,
+    "locale": LOCALE,
+    "client_has_login_feature": True,
+    "social_login_error_status": 400,
+    "one_time_tokens": True,
+}
+
+
+def function_environment(emulator_url: str) -> dict[str, str]:
+    return {
+        "SOCIAL_LOGIN_BASE_URL": emulator_url,
+        "SOCIAL_LOGIN_API_KEY_SECRET": SECRET_NAME,
+        "CAPTURE_BASE_URL": emulator_url,
+        "CAPTURE_CLIENT_ID": CLIENT_ID,
+        "CAPTURE_FLOW": FLOW,
+        "CAPTURE_FLOW_VERSION": FLOW_VERSION,
+        "CAPTURE_LOCALE": LOCALE,
+        "CAPTURE_REDIRECT_URI": "https://app.example.test/",
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "APP_URL": APP_URL,
+        "SESSIONS_TABLE": "SessionsTable",
+        "NONCES_TABLE": "NoncesTable",
+        "IDEMPOTENCY_TABLE": "IdempotencyTable",
+        "CREDENTIALS_KEY_ID": KEY_ALIAS,
+        # Short upstream timeouts keep the slow-upstream tests fast.
+        "UPSTREAM_CONNECT_TIMEOUT": "1",
+        "UPSTREAM_READ_TIMEOUT": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[Any]:
+    emulator = IdentityCloudEmulator(**EMULATOR_DEFAULTS)
+    server = serve(emulator)
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def emulator(emulator_server: Any) -> Iterator[IdentityCloudEmulator]:
+    emulator: IdentityCloudEmulator = emulator_server.emulator
+    emulator.reset()
+    for name, value in EMULATOR_DEFAULTS.items():
+        setattr(emulator, name, value)
+    yield emulator
+    emulator.reset()
+
+
+@pytest.fixture(scope="session")
+def app_module(emulator_server: Any) -> ModuleType:
+    os.environ.update(function_environment(emulator_server.url))
+    import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@dataclass
+class Aws:
+    dynamodb: Any
+    kms: Any
+    secrets: Any
+    key_id: str
+
+    def items(self, table: str) -> list[dict[str, Any]]:
+        return list(self.dynamodb.scan(TableName=table)["Items"])
+
+
+@pytest.fixture
+def aws(app_module: ModuleType, template: dict[str, Any]) -> Iterator[Aws]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        create_tables(dynamodb, template)
+        secrets = boto3.client("secretsmanager")
+        secrets.create_secret(Name=SECRET_NAME, SecretString=API_KEY)
+        kms = boto3.client("kms")
+        key_id = kms.create_key(Description="token-url test credentials key")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=key_id)
+        app_module.api_key_source.clear_cache()
+        yield Aws(dynamodb=dynamodb, kms=kms, secrets=secrets, key_id=key_id)
+        app_module.api_key_source.clear_cache()
+
+
+@pytest.fixture
+def handler(aws: Aws, emulator: IdentityCloudEmulator, app_module: ModuleType) -> Any:
+    return app_module.lambda_handler
+
+
+@pytest.fixture
+def browser(handler: Any) -> Browser:
+    return Browser(handler, "alice")
+
+
+class LogCapture(logging.Handler):
+    """Every line the function logs, formatted exactly as Powertools writes it to CloudWatch."""
+
+    def __init__(self, formatter: logging.Formatter | None) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        if formatter is not None:
+            self.setFormatter(formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def function_logs(app_module: ModuleType) -> Iterator[LogCapture]:
+    service_logger = logging.getLogger("token-url")
+    powertools_handler = next(iter(service_logger.handlers), None)
+    capture = LogCapture(powertools_handler.formatter if powertools_handler else None)
+    service_logger.addHandler(capture)
+    yield capture
+    service_logger.removeHandler(capture)
