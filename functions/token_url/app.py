@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import boto3
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
@@ -54,6 +55,8 @@ SECURITY_HEADERS = {
 # JSON routes a browser page calls to change state: same-origin and JSON only (SECURITY.md #6).
 _BROWSER_STATE_ROUTES = {("POST", "/token-url"), ("POST", "/session"), ("DELETE", "/session")}
 _JSON_BODY_ROUTES = {("POST", "/token-url"), ("POST", "/session"), ("POST", "/credentials")}
+# Routes for servers, never for browsers or anonymous callers (SECURITY.md #11).
+_IAM_ROUTES = {("POST", "/credentials")}
 
 # ---------------------------------------------------------------- start: configuration and clients, once
 
@@ -259,23 +262,26 @@ def delete_session() -> Response[Any]:
     return Response(status_code=HTTPStatus.NO_CONTENT, body="", cookies=[_expired_session_cookie()])
 
 
+class CredentialsRefused(Exception):
+    def __init__(self, status: HTTPStatus, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
 @app.post("/credentials")
 def post_credentials(request: CredentialsRequest) -> Response[CredentialsStored]:
-    # IAM authorization guards this route in the deployed API; an event without an IAM caller
-    # means the route was exposed without it, so refuse rather than trust the gateway.
-    iam = (app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}).get("iam") or {}
-    if not (iam.get("userArn") or iam.get("accessKey")):
-        return _error(HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "this route requires IAM authorization")
     try:
         service.store_credentials(identifier=request.identifier, token=request.token)
     except SocialLoginError as error:
         if error.code in {SocialLoginError.AUTHENTICATION_ERROR, SocialLoginError.APP_NOT_CONFIGURED}:
-            return _error(
+            raise CredentialsRefused(
                 HTTPStatus.BAD_GATEWAY, ErrorCode.CONFIGURATION_ERROR, "Social Login refused our apiKey"
-            )
-        return _error(
+            ) from None
+        raise CredentialsRefused(
             HTTPStatus.BAD_REQUEST, ErrorCode.REJECTED, f"Social Login refused the token (code {error.code})"
-        )
+        ) from None
     provider = credential_provider(request.identifier) or ""
     return _json(HTTPStatus.OK, CredentialsStored(identifier=request.identifier, provider=provider))
 
@@ -295,6 +301,11 @@ def _invalid_request(error: RequestValidationError) -> Response[Any]:
             "detail": detail,
         },
     )
+
+
+@app.exception_handler(CredentialsRefused)
+def _credentials_refused(error: CredentialsRefused) -> Response[Any]:
+    return _error(error.status, error.code, error.message)
 
 
 @app.exception_handler(NotSignedIn)
@@ -318,6 +329,14 @@ def _misconfigured(error: ConfigurationProblem) -> Response[Any]:
     return _error(HTTPStatus.BAD_GATEWAY, ErrorCode.CONFIGURATION_ERROR, "the service is misconfigured")
 
 
+@app.exception_handler(ServiceError)
+def _http_error(error: ServiceError) -> Response[Any]:
+    # Powertools' own HTTP errors (no such route, ...): a plain 4xx, not an unexpected failure.
+    return _json(
+        HTTPStatus(error.status_code), {"error": ErrorCode.INVALID_REQUEST.value, "message": error.msg}
+    )
+
+
 @app.exception_handler(Exception)
 def _unexpected(_: Exception) -> Response[Any]:
     logger.exception("Unhandled error")
@@ -329,29 +348,47 @@ def _unexpected(_: Exception) -> Response[Any]:
 # ---------------------------------------------------------------- the guard in front of the resolver
 
 
-def _refuse_unsafe_request(event: APIGatewayProxyEventV2) -> dict[str, Any] | None:
-    """Same-origin and content-type checks, before the resolver parses or validates any body."""
+def _has_iam_caller(event: APIGatewayProxyEventV2) -> bool:
+    authorizer = event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    iam = authorizer.get("iam") or {}
+    return bool(isinstance(iam, dict) and (iam.get("userArn") or iam.get("accessKey")))
+
+
+def _decodable(event: APIGatewayProxyEventV2) -> bool:
+    """A JSON body must decode (base64 when flagged so, then UTF-8) before the resolver parses it."""
+    try:
+        decode_body(event.body, is_base64=bool(event.is_base64_encoded)).decode("utf-8")
+    except (InvalidForm, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _refusal(event: APIGatewayProxyEventV2) -> tuple[HTTPStatus, ErrorCode, str] | None:
     route = (event.request_context.http.method.upper(), event.raw_path)
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
-    status: HTTPStatus | None = None
+    if route in _IAM_ROUTES and not _has_iam_caller(event):
+        # IAM authorization guards these routes in the deployed API; an event without an IAM
+        # caller means the route was exposed without it, so refuse rather than trust the gateway.
+        return HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "this route requires IAM authorization"
     if route in _BROWSER_STATE_ROUTES and headers.get("origin") != settings.app_origin:
-        status, code, message = HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "origin not allowed"
-    elif route in _JSON_BODY_ROUTES or (route == ("DELETE", "/session") and event.body):
-        media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media_type != "application/json":
-            status, code, message = (
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-                "send application/json",
-            )
-        elif len(event.body or "") > MAX_JSON_BYTES:
-            status, code, message = (
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                ErrorCode.INVALID_REQUEST,
-                "body too large",
-            )
-    if status is None:
+        return HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "origin not allowed"
+    if route not in _JSON_BODY_ROUTES and not (route == ("DELETE", "/session") and event.body):
         return None
+    if headers.get("content-type", "").split(";", 1)[0].strip().lower() != "application/json":
+        return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send application/json"
+    if len(event.body or "") > MAX_JSON_BYTES:
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, ErrorCode.INVALID_REQUEST, "body too large"
+    if not _decodable(event):
+        return HTTPStatus.BAD_REQUEST, ErrorCode.INVALID_REQUEST, "body is not UTF-8 JSON"
+    return None
+
+
+def _refuse_unsafe_request(event: APIGatewayProxyEventV2) -> dict[str, Any] | None:
+    """Same-origin, IAM and content-type checks, before the resolver parses or validates any body."""
+    refusal = _refusal(event)
+    if refusal is None:
+        return None
+    status, code, message = refusal
     return {
         "statusCode": int(status),
         "headers": {"Content-Type": content_types.APPLICATION_JSON},

@@ -1,0 +1,62 @@
+"""POST /credentials: add_or_update_access_token for a provider token obtained outside the login flow."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from emulator import Fault
+from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID
+from tests.support import Browser, http_event
+
+
+def _store(browser: Browser, payload: Any, *, content_type: str = "application/json") -> Any:
+    return browser.send(
+        http_event(
+            "POST", "/credentials", body=json.dumps(payload), headers={"Content-Type": content_type}, iam=True
+        )
+    )
+
+
+def test_stores_the_token_upstream(browser: Browser, emulator: Any) -> None:
+    reply = _store(browser, {"identifier": FACEBOOK_ID, "token": "EAAB-provider-token"})
+    assert reply.status == 200
+    assert reply.json() == {"stored": True, "identifier": FACEBOOK_ID, "provider": "Facebook"}
+    assert "EAAB-provider-token" not in reply.body
+    [call] = emulator.calls_to("add_or_update_access_token")
+    assert call.query == {}
+    assert emulator.stored_access_tokens == {FACEBOOK_ID: "EAAB-provider-token"}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"identifier": GOOGLE_ID, "token": "t"},  # provider that does not support the call
+        {"identifier": "https://facebook.com.evil.example/x", "token": "t"},
+        {"identifier": FACEBOOK_ID},
+        {"identifier": FACEBOOK_ID, "token": ""},
+        {"identifier": FACEBOOK_ID, "token": "t", "extra": 1},
+    ],
+)
+def test_invalid_requests_are_refused_before_any_upstream_call(
+    browser: Browser, emulator: Any, payload: dict[str, Any]
+) -> None:
+    assert _store(browser, payload).status == 422
+    assert emulator.calls == []
+
+
+def test_wrong_content_type_is_415(browser: Browser, emulator: Any) -> None:
+    assert _store(browser, {"identifier": FACEBOOK_ID, "token": "t"}, content_type="text/plain").status == 415
+    assert emulator.calls == []
+
+
+def test_upstream_refusal_bad_api_key_and_outage(browser: Browser, emulator: Any) -> None:
+    payload = {"identifier": "https://foursquare.com/user/1", "token": "fsq-token"}
+    emulator.set_fault("add_or_update_access_token", Fault.service_unavailable())
+    assert _store(browser, payload).json()["error"] == "service_unavailable"
+    emulator.api_key = "0" * 40
+    reply = _store(browser, payload)
+    assert (reply.status, reply.json()["error"]) == (502, "configuration_error")
+    emulator.api_key = emulator.api_key  # restored by the fixture after the test
