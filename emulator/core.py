@@ -531,7 +531,7 @@ class IdentityCloudEmulator:
 
     # ------------------------------------------------------------------ Capture
 
-    def _link_account_native(self) -> Response:  # noqa: PLR0911
+    def _link_account_native(self) -> Response:
         p = self._params()
         missing = [name for name in LINK_REQUIRED if not p.get(name)]
         if missing:

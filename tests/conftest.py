@@ -29,11 +29,11 @@ os.environ.update(
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-from moto import mock_aws  # noqa: E402 - moto must be imported before the handler builds its clients
+from moto import mock_aws  # moto before the handler builds its clients
 
-from devtools.template import create_tables, load_template  # noqa: E402
-from emulator import IdentityCloudEmulator, serve  # noqa: E402
-from tests.support import APP_URL, PUBLIC_BASE_URL, Browser  # noqa: E402
+from devtools.template import create_tables, load_template
+from emulator import IdentityCloudEmulator, serve
+from tests.support import APP_URL, PUBLIC_BASE_URL, Browser
 
 API_KEY = "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"
 CLIENT_ID = "12345abcde12345abcde12345abcde12"
@@ -97,7 +97,7 @@ def emulator(emulator_server: Any) -> Iterator[IdentityCloudEmulator]:
 @pytest.fixture(scope="session")
 def app_module(emulator_server: Any) -> ModuleType:
     os.environ.update(function_environment(emulator_server.url))
-    import app
+    import app  # noqa: PLC0415 - the handler reads its settings at import, so after the env is set
 
     return app
 

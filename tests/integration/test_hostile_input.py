@@ -122,7 +122,7 @@ def test_malformed_token_posts_are_invalid_request_and_spend_nothing(
             headers={"Content-Type": "application/json"},
             cookies=cookies,
             query=query,
-        ),  # fmt: skip
+        ),
     ]
     not_base64 = http_event(
         "POST", "/token", body="token=" + "a" * 40, headers=form, cookies=cookies, query=query

@@ -13,11 +13,10 @@ from tests.integration.flows_support import (
     FACEBOOK_ID,
     GOOGLE_ID,
     SESSION_COOKIE,
-    link,
     sign_in,
     sign_in_to_registration,
 )
-from tests.support import APP_ORIGIN, APP_URL, Browser, http_event
+from tests.support import APP_ORIGIN, APP_URL, Browser, StoredCookie, http_event
 
 ATTACKER_ID = "http://www.facebook.com/profile.php?id=666"
 
@@ -173,28 +172,24 @@ def test_5_session_id_rotates_at_every_sign_in_and_the_old_one_stops_working(
     reply = browser.submit_token(url, emulator.issue_token(url, FACEBOOK_ID), cross_site=False)
     assert reply.outcome == {"result": "signed_in"}
     second = browser.cookie(SESSION_COOKIE)
-    assert second and first and second != first
+    assert first
+    assert second
+    assert second != first
     stale = Browser(browser.handler, "stale")
-    stale.jar[SESSION_COOKIE] = browser.jar[SESSION_COOKIE].__class__(first, "Lax", {})
+    stale.jar[SESSION_COOKIE] = StoredCookie(first or "", "Lax", {})
     assert stale.session().status == 401
     assert browser.session().json()["identifier"] == FACEBOOK_ID
 
 
 def test_5_a_session_id_chosen_by_the_client_is_never_adopted(browser: Browser, emulator: Any) -> None:
     chosen = "F" * 43
-    browser.jar[SESSION_COOKIE] = browser.jar.get(SESSION_COOKIE) or _cookie(chosen)
+    browser.jar[SESSION_COOKIE] = StoredCookie(chosen, "Lax", {})
     assert browser.session().status == 401
     sign_in(browser, emulator)
     assert browser.cookie(SESSION_COOKIE) != chosen
     reply = browser.page_json("POST", "/session", {"access_token": "capture-token-1"})
     assert reply.status == 200
     assert browser.cookie(SESSION_COOKIE) != chosen
-
-
-def _cookie(value: str) -> Any:
-    from tests.support import StoredCookie
-
-    return StoredCookie(value, "Lax", {})
 
 
 # ---- 6. Cross-site use of the JSON routes ------------------------------------------------------

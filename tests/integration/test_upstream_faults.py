@@ -1,4 +1,4 @@
-"""auth_info refusals and outages: the outcome code, nothing half-written, and recovery once the fault clears."""
+"""auth_info refusals and outages: the outcome, nothing half-written, recovery once the fault clears."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_outage_is_service_unavailable_and_a_later_request_succeeds(
 ) -> None:
     emulator.set_fault("auth_info", fault)
 
-    token_url, token, reply = _submit(browser, emulator)
+    reply = _submit(browser, emulator)[2]
 
     assert reply.outcome == {"error": "service_unavailable"}
     assert aws.items("SessionsTable") == []

@@ -561,3 +561,27 @@ def test_samconfig() -> None:
     assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert deploy["resolve_s3"] is True
     assert (REPO / default["build"]["parameters"]["template_file"]).is_file()
+
+
+def test_template_environment_matches_what_the_code_reads(template: dict[str, Any]) -> None:
+    """The function's Settings model and the template cannot drift apart."""
+    from settings import Settings  # noqa: PLC0415 - the function's own module, on the test path
+
+    own = set(function(template)["Environment"]["Variables"])
+    read_by_code = {name.upper() for name in Settings.model_fields}
+    required_by_code = {name.upper() for name, field in Settings.model_fields.items() if field.is_required()}
+    assert required_by_code <= own, "a required setting is missing from the template"
+    assert own <= read_by_code, "the template sets a variable the code never reads"
+
+
+def test_cors_allows_only_the_app_origin_with_credentials(template: dict[str, Any]) -> None:
+    cors = resources(template)["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert cors["AllowCredentials"] is True
+    [origin] = cors["AllowOrigins"]
+    assert origin == {
+        "Fn::Sub": [
+            "https://${AppHost}",
+            {"AppHost": {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AppUrl"}]}]}},
+        ]
+    }
+    assert set(cors["AllowMethods"]) == {"GET", "POST", "DELETE"}
