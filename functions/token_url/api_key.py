@@ -35,9 +35,10 @@ class ApiKeySource:
         text = text.strip()
         if text.startswith("{"):
             try:
-                text = str(json.loads(text).get("apiKey", ""))
+                parsed = json.loads(text).get("apiKey")
             except (ValueError, AttributeError):
-                text = ""
+                parsed = None
+            text = parsed if isinstance(parsed, str) else ""
         if not text or not text.isalnum():
             raise ConfigurationProblem(SECRETS_MANAGER, 'the secret is neither an apiKey nor {"apiKey": ...}')
         return text

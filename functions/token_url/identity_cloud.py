@@ -15,6 +15,7 @@ from typing import Any, Literal
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from errors import CaptureError, ServiceUnavailable, SocialLoginError
@@ -68,6 +69,17 @@ def new_http_session(pool_size: int = 4) -> requests.Session:
     session.mount("http://", adapter)
     session.headers["User-Agent"] = "token-url/0.1 (+aws-lambda)"
     return session
+
+
+def _failure_reason(error: requests.RequestException) -> str:
+    # With read retries off, urllib3 wraps a read timeout in MaxRetryError and requests reports
+    # it as a ConnectionError; look through the wrapping so operators see "timeout".
+    if isinstance(error, requests.Timeout):
+        return "timeout"
+    wrapped = error.args[0] if error.args else None
+    if isinstance(wrapped, MaxRetryError) and isinstance(wrapped.reason, TimeoutError | ReadTimeoutError):
+        return "timeout"
+    return type(error).__name__
 
 
 class IdentityCloudClient:
@@ -178,12 +190,10 @@ class IdentityCloudClient:
         started = time.perf_counter()
         try:
             response = self._http.post(url, data=body, timeout=self._timeout, allow_redirects=False)
-        except requests.Timeout:
-            self._log_outage(endpoint, "timeout", started)
-            raise ServiceUnavailable(service, f"{endpoint}: timeout") from None
         except requests.RequestException as error:
-            self._log_outage(endpoint, type(error).__name__, started)
-            raise ServiceUnavailable(service, f"{endpoint}: {type(error).__name__}") from None
+            reason = _failure_reason(error)
+            self._log_outage(endpoint, reason, started)
+            raise ServiceUnavailable(service, f"{endpoint}: {reason}") from None
         try:
             reply = response.json()
         except ValueError:

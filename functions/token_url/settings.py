@@ -96,8 +96,14 @@ class Settings(BaseModel):
 
     @cached_property
     def app_origin(self) -> str:
+        """APP_URL's origin as a browser serialises it in `Origin`: lower-case host, no default port."""
         parts = urlsplit(self.app_url)
-        return f"{parts.scheme}://{parts.netloc}"
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        default_port = {"https": 443, "http": 80}[parts.scheme]
+        port = f":{parts.port}" if parts.port not in (None, default_port) else ""
+        return f"{parts.scheme}://{host}{port}"
 
     @cached_property
     def token_endpoint(self) -> str:

@@ -111,10 +111,12 @@ class SessionStore:
         return record if record.is_live(now) else None
 
     def put(self, record: SessionRecord) -> None:
+        values = record.model_dump()
+        values["linked"] = set(record.linked)  # a string set, as add_linked's ADD expects
         with _dynamodb_call("put_session"):
             self._client.put_item(
                 TableName=self._table,
-                Item=_to_item(record.model_dump()),
+                Item=_to_item(values),
             )
 
     def delete(self, pk: str) -> None:

@@ -267,7 +267,9 @@ def test_add_or_update_access_token_for_an_unsupported_provider_is_code_11(
 # ---------------------------------------------------------------- link_account_native
 
 
-def test_link_account_native_links_the_identity(client: IdentityCloudClient, emu: IdentityCloudEmulator) -> None:
+def test_link_account_native_links_the_identity(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator
+) -> None:
     access_token = emu.mint_access_token("user-1")
     token = emu.issue_token(TOKEN_URL, FACEBOOK_ID)
 
@@ -297,7 +299,9 @@ def link_error(client: IdentityCloudClient, *, token: str, access_token: str) ->
     return caught.value
 
 
-def test_identity_linked_to_another_user_is_361(client: IdentityCloudClient, emu: IdentityCloudEmulator) -> None:
+def test_identity_linked_to_another_user_is_361(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator
+) -> None:
     emu.link(FACEBOOK_ID, "user-2")
     error = link_error(
         client, token=emu.issue_token(TOKEN_URL, FACEBOOK_ID), access_token=emu.mint_access_token("user-1")
@@ -308,7 +312,9 @@ def test_identity_linked_to_another_user_is_361(client: IdentityCloudClient, emu
 
 
 def test_unknown_access_token_is_413(client: IdentityCloudClient, emu: IdentityCloudEmulator) -> None:
-    error = link_error(client, token=emu.issue_token(TOKEN_URL, FACEBOOK_ID), access_token="unknownaccesstoken")
+    error = link_error(
+        client, token=emu.issue_token(TOKEN_URL, FACEBOOK_ID), access_token="unknownaccesstoken"
+    )
 
     assert (error.code, error.error) == (CaptureError.INVALID_ACCESS_TOKEN, "invalid_access_token")
 
@@ -323,7 +329,9 @@ def test_expired_access_token_is_414(client: IdentityCloudClient, emu: IdentityC
 
 
 @pytest.mark.parametrize("state", ["unknown", "expired"])
-def test_unusable_social_token_is_400(client: IdentityCloudClient, emu: IdentityCloudEmulator, state: str) -> None:
+def test_unusable_social_token_is_400(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator, state: str
+) -> None:
     token = "f" * 40
     if state == "expired":
         token = emu.issue_token(TOKEN_URL, FACEBOOK_ID)
@@ -377,7 +385,9 @@ def test_capture_error_envelope_is_parsed(
     assert emu.owner_of(FACEBOOK_ID) is None
 
 
-def test_capture_outage_is_service_unavailable(client: IdentityCloudClient, emu: IdentityCloudEmulator) -> None:
+def test_capture_outage_is_service_unavailable(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator
+) -> None:
     emu.set_fault("link_account_native", Fault.http_500())
 
     with pytest.raises(ServiceUnavailable) as caught:

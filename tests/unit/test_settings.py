@@ -116,7 +116,8 @@ def test_http_base_url_is_refused_for_a_public_host(variable: str) -> None:
     message = config_error(**{variable: "http://myapp.example.com"})
 
     assert message == (
-        f"configuration error: {variable} Value error, must use https (http is accepted only for loopback hosts)"
+        f"configuration error: {variable} Value error,"
+        " must use https (http is accepted only for loopback hosts)"
     )
 
 

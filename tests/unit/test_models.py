@@ -1,0 +1,170 @@
+"""Boundary models: supported credential providers, strict requests, and the session view."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from models import (
+    CredentialsRequest,
+    SessionCreateRequest,
+    SessionRecord,
+    TokenCallback,
+    credential_provider,
+)
+
+
+@pytest.mark.parametrize(
+    ("identifier", "provider"),
+    [
+        ("https://www.facebook.com/profile.php?id=100000000000001", "Facebook"),
+        ("https://facebook.com/alice", "Facebook"),
+        ("http://m.facebook.com/alice", "Facebook"),
+        ("https://WWW.FACEBOOK.COM/alice", "Facebook"),
+        ("https://www.renren.com/profile/1", "RenRen"),
+        ("https://renren.com/1", "RenRen"),
+        ("https://soundcloud.com/alice", "Soundcloud"),
+        ("https://api.soundcloud.com/users/1", "Soundcloud"),
+        ("https://foursquare.com/user/1", "Foursquare"),
+        ("https://www.foursquare.com/user/1", "Foursquare"),
+    ],
+)
+def test_credential_provider_of_supported_identifiers(identifier: str, provider: str) -> None:
+    assert credential_provider(identifier) == provider
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "https://www.google.com/profiles/alice",
+        "https://facebook.com.evil.example/",
+        "https://evilfacebook.com/alice",
+        "https://facebook.com@evil.example/alice",
+        "https://evil.example/?next=https://facebook.com/alice",
+        "ftp://facebook.com/alice",
+        "javascript:facebook.com",
+        "facebook.com/alice",
+        "",
+    ],
+)
+def test_credential_provider_refuses_other_identifiers(identifier: str) -> None:
+    assert credential_provider(identifier) is None
+
+
+def test_credentials_request_accepts_a_supported_identifier() -> None:
+    request = CredentialsRequest.model_validate(
+        {"identifier": "https://www.facebook.com/alice", "token": "EAAB-provider.token"}
+    )
+
+    assert request.identifier == "https://www.facebook.com/alice"
+    assert request.token == "EAAB-provider.token"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"identifier": "https://www.facebook.com/alice", "token": "t", "extra": "x"},
+        {"identifier": "https://www.google.com/profiles/alice", "token": "t"},
+        {"identifier": "https://www.facebook.com/alice", "token": "has space"},
+        {"identifier": "https://www.facebook.com/alice", "token": ""},
+        {"identifier": "https://www.facebook.com/alice"},
+        {"token": "t"},
+    ],
+    ids=["extra-field", "google", "token-with-space", "empty-token", "no-token", "no-identifier"],
+)
+def test_credentials_request_refusals(payload: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        CredentialsRequest.model_validate(payload)
+
+
+def test_credentials_request_names_the_extra_field() -> None:
+    with pytest.raises(ValidationError) as caught:
+        CredentialsRequest.model_validate(
+            {"identifier": "https://www.facebook.com/alice", "token": "t", "apiKey": "x"}
+        )
+
+    [error] = caught.value.errors()
+    assert error["type"] == "extra_forbidden"
+    assert error["loc"] == ("apiKey",)
+
+
+@pytest.mark.parametrize("expires_in", [60, 3600, 86400])
+def test_session_create_request_expires_in_within_bounds(expires_in: int) -> None:
+    request = SessionCreateRequest.model_validate({"access_token": "abc", "expires_in": expires_in})
+
+    assert request.expires_in == expires_in
+
+
+def test_session_create_request_default_expires_in_is_an_hour() -> None:
+    assert SessionCreateRequest.model_validate({"access_token": "abc"}).expires_in == 3600
+
+
+@pytest.mark.parametrize("expires_in", [59, 0, -1, 86401, "3600", 3600.0, True])
+def test_session_create_request_refuses_other_expires_in(expires_in: object) -> None:
+    with pytest.raises(ValidationError):
+        SessionCreateRequest.model_validate({"access_token": "abc", "expires_in": expires_in})
+
+
+def test_session_create_request_from_json_is_strict_too() -> None:
+    assert (
+        SessionCreateRequest.model_validate_json('{"access_token": "abc", "expires_in": 120}').expires_in
+        == 120
+    )
+    with pytest.raises(ValidationError):
+        SessionCreateRequest.model_validate_json('{"access_token": "abc", "expires_in": "120"}')
+    with pytest.raises(ValidationError):
+        SessionCreateRequest.model_validate_json('{"access_token": "abc", "expires_in": 120, "x": 1}')
+
+
+def test_token_callback_shapes() -> None:
+    nonce = "A" * 43
+    assert TokenCallback(token="0123456789abcdef" * 2, nonce=nonce).nonce == nonce
+    with pytest.raises(ValidationError):
+        TokenCallback(token="short", nonce=nonce)
+    with pytest.raises(ValidationError):
+        TokenCallback(token="0123456789abcdef" * 2, nonce="A" * 42)
+
+
+def test_session_view_hides_the_stored_secrets_and_formats_expiry() -> None:
+    record = SessionRecord(
+        pk="session-pk",
+        identifier="https://www.facebook.com/alice",
+        provider="Facebook",
+        display_name="Alice",
+        capture_token="Q0FQVFVSRS1DSVBIRVJURVhU",
+        credentials="Q1JFREVOVElBTFMtQ0lQSEVSVEVYVA==",
+        linked=["https://soundcloud.com/alice", "https://foursquare.com/user/1"],
+        created_at=1_700_000_000,
+        expires_at=1_700_000_000,
+    )
+
+    view = record.view()
+
+    assert view.model_dump() == {
+        "signed_in": True,
+        "identifier": "https://www.facebook.com/alice",
+        "provider": "Facebook",
+        "capture": True,
+        "linked": ["https://foursquare.com/user/1", "https://soundcloud.com/alice"],
+        "expires_at": "2023-11-14T22:13:20Z",
+    }
+    dumped = view.model_dump_json()
+    assert "Q0FQVFVSRS1DSVBIRVJURVhU" not in dumped
+    assert "Q1JFREVOVElBTFMtQ0lQSEVSVEVYVA==" not in dumped
+    assert "session-pk" not in dumped
+
+
+def test_session_view_without_capture_token() -> None:
+    view = SessionRecord(pk="p", created_at=0, expires_at=86400).view()
+
+    assert view.capture is False
+    assert view.identifier is None
+    assert view.linked == []
+    assert view.expires_at == "1970-01-02T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "now", "live"), [(100, 99, True), (100, 100, False), (100, 101, False)]
+)
+def test_session_is_live_until_expires_at(expires_at: int, now: int, live: bool) -> None:
+    assert SessionRecord(pk="p", created_at=0, expires_at=expires_at).is_live(now) is live
