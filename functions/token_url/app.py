@@ -315,7 +315,7 @@ def _not_signed_in(_: NotSignedIn) -> Response[Any]:
 
 @app.exception_handler(ServiceUnavailable)
 def _unavailable(error: ServiceUnavailable) -> Response[Any]:
-    logger.error("Service unavailable", extra={"service": error.service, "reason": error.reason})
+    logger.error("Service unavailable", extra={"dependency": error.service, "reason": error.reason})
     count("UpstreamErrors")
     return _error(
         HTTPStatus.SERVICE_UNAVAILABLE, ErrorCode.SERVICE_UNAVAILABLE, "a service we depend on failed"
@@ -324,7 +324,7 @@ def _unavailable(error: ServiceUnavailable) -> Response[Any]:
 
 @app.exception_handler(ConfigurationProblem)
 def _misconfigured(error: ConfigurationProblem) -> Response[Any]:
-    logger.error("Configuration refused upstream", extra={"service": error.service, "reason": error.reason})
+    logger.error("Configuration refused upstream", extra={"dependency": error.service, "reason": error.reason})
     count("UpstreamErrors")
     return _error(HTTPStatus.BAD_GATEWAY, ErrorCode.CONFIGURATION_ERROR, "the service is misconfigured")
 

@@ -178,11 +178,11 @@ class TokenUrlService:
         try:
             result = self._complete_waiting_for_duplicates(attempt)
         except ServiceUnavailable as error:
-            logger.error("Token not completed: a service is unavailable", extra={"service": error.service})
+            logger.error("Token not completed: a service is unavailable", extra={"dependency": error.service})
             count("UpstreamErrors")
             return self._counted(TokenOutcome(result=None, error=ErrorCode.SERVICE_UNAVAILABLE))
         except ConfigurationProblem as error:
-            logger.error("Token not completed: configuration refused", extra={"service": error.service})
+            logger.error("Token not completed: configuration refused", extra={"dependency": error.service})
             count("UpstreamErrors")
             return self._counted(TokenOutcome(result=None, error=ErrorCode.CONFIGURATION_ERROR))
         except IdempotencyPersistenceLayerError:
