@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from http import HTTPStatus
 from typing import Any
@@ -47,6 +49,7 @@ SESSION_COOKIE = "__Host-tu_session"
 BROWSER_COOKIE = "__Host-tu_browser"
 BROWSER_COOKIE_MAX_AGE = 24 * 3600
 MAX_JSON_BYTES = 16 * 1024
+_OPAQUE = re.compile(r"[A-Za-z0-9_-]{43}")
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -113,9 +116,7 @@ def _cookies() -> dict[str, str]:
 
 def _opaque_cookie(name: str) -> str | None:
     value = _cookies().get(name)
-    if value is None or len(value) != 43 or not value.replace("-", "").replace("_", "").isalnum():
-        return None
-    return value
+    return value if value is not None and _OPAQUE.fullmatch(value) else None
 
 
 def _session_cookie(session_id: str, max_age: int) -> Cookie:
@@ -324,7 +325,9 @@ def _unavailable(error: ServiceUnavailable) -> Response[Any]:
 
 @app.exception_handler(ConfigurationProblem)
 def _misconfigured(error: ConfigurationProblem) -> Response[Any]:
-    logger.error("Configuration refused upstream", extra={"dependency": error.service, "reason": error.reason})
+    logger.error(
+        "Configuration refused upstream", extra={"dependency": error.service, "reason": error.reason}
+    )
     count("UpstreamErrors")
     return _error(HTTPStatus.BAD_GATEWAY, ErrorCode.CONFIGURATION_ERROR, "the service is misconfigured")
 
@@ -354,11 +357,24 @@ def _has_iam_caller(event: APIGatewayProxyEventV2) -> bool:
     return bool(isinstance(iam, dict) and (iam.get("userArn") or iam.get("accessKey")))
 
 
-def _decodable(event: APIGatewayProxyEventV2) -> bool:
-    """A JSON body must decode (base64 when flagged so, then UTF-8) before the resolver parses it."""
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def _well_formed_json(event: APIGatewayProxyEventV2) -> bool:
+    """The body must be UTF-8 JSON without duplicated keys before the resolver parses it.
+
+    Parsed here first because Powertools turns only JSONDecodeError into a 4xx: deep nesting
+    (RecursionError) or a huge integer (ValueError) would otherwise end in a 500.
+    """
     try:
-        decode_body(event.body, is_base64=bool(event.is_base64_encoded)).decode("utf-8")
-    except (InvalidForm, UnicodeDecodeError):
+        text = decode_body(event.body, is_base64=bool(event.is_base64_encoded)).decode("utf-8")
+        if text:
+            json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except (InvalidForm, ValueError, RecursionError):
         return False
     return True
 
@@ -378,8 +394,8 @@ def _refusal(event: APIGatewayProxyEventV2) -> tuple[HTTPStatus, ErrorCode, str]
         return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send application/json"
     if len(event.body or "") > MAX_JSON_BYTES:
         return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, ErrorCode.INVALID_REQUEST, "body too large"
-    if not _decodable(event):
-        return HTTPStatus.BAD_REQUEST, ErrorCode.INVALID_REQUEST, "body is not UTF-8 JSON"
+    if not _well_formed_json(event):
+        return HTTPStatus.BAD_REQUEST, ErrorCode.INVALID_REQUEST, "body is not well-formed UTF-8 JSON"
     return None
 
 
@@ -402,6 +418,12 @@ def _refuse_unsafe_request(event: APIGatewayProxyEventV2) -> dict[str, Any] | No
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service.register_context(context)
+    headers = event.get("headers")
+    if isinstance(headers, dict) and isinstance(headers.get("content-type"), str):
+        # Media types are case-insensitive but Powertools compares them as written; parameters
+        # (a multipart boundary) are case-sensitive and stay as sent.
+        media_type, separator, parameters = headers["content-type"].partition(";")
+        headers["content-type"] = media_type.strip().lower() + separator + parameters
     response = _refuse_unsafe_request(APIGatewayProxyEventV2(event)) or app.resolve(event, context)
     response.setdefault("headers", {}).update(SECURITY_HEADERS)
     return response

@@ -5,9 +5,10 @@ Nothing here knows about HTTP: the handler turns these calls and their outcomes 
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -61,6 +62,12 @@ _CAPTURE_CONFIGURATION_CODES = {
     CaptureError.PERMISSION_ERROR,
     CaptureError.UNEXPECTED_ERROR,
 }
+
+
+def _delays_until_deadline() -> Iterator[float]:
+    yield from _IN_PROGRESS_DELAYS[:5]
+    while True:
+        yield 0.5
 
 
 class NotSignedIn(Exception):
@@ -144,12 +151,13 @@ class TokenUrlService:
         self, intent: Intent, *, browser: str | None, session_id: str | None
     ) -> StartedTokenUrl:
         now = self._now()
-        session_pk = None
+        # For a sign-in, the session this browser had is recorded too, so the sign-in can end it
+        # even though the cross-site token POST will not carry the SameSite=Lax session cookie.
+        session_pk = session_key(session_id) if session_id else None
         if intent is Intent.LINK:
-            session = self._sessions.get(session_key(session_id), now=now) if session_id else None
+            session = self._sessions.get(session_pk, now=now) if session_pk else None
             if session is None or session.capture_token is None:
                 raise NotSignedIn
-            session_pk = session.pk
         browser = browser or new_opaque_value()
         nonce = new_opaque_value()
         self._nonces.put(
@@ -214,8 +222,12 @@ class TokenUrlService:
         return outcome
 
     def _complete_waiting_for_duplicates(self, attempt: TokenAttempt) -> TokenResult | None:
-        """Run the flow once; a concurrent duplicate waits for the first one's result instead."""
-        for delay in (0.0, *_IN_PROGRESS_DELAYS):
+        """Run the flow once; a concurrent duplicate waits for the first one's result instead.
+
+        It waits as long as the Lambda deadline allows (or the fixed schedule, without a context).
+        """
+        delays = _IN_PROGRESS_DELAYS if self._context is None else _delays_until_deadline()
+        for delay in itertools.chain((0.0,), delays):
             if delay and not self._time_left_for(delay):
                 break
             self._sleep(delay)
@@ -246,7 +258,7 @@ class TokenUrlService:
             count("RejectedTokens")
             return TokenResult(error=ErrorCode.TOKEN_URL_INVALID)
         if nonce.intent is Intent.SIGN_IN:
-            return self._sign_in(attempt, now)
+            return self._sign_in(attempt, nonce, now)
         return self._link(attempt, nonce, now)
 
     def _read_profile(self, attempt: TokenAttempt) -> AuthInfo | TokenResult:
@@ -260,7 +272,7 @@ class TokenUrlService:
                 raise ServiceUnavailable("social_login", f"provider error {error.code}") from None
             raise ConfigurationProblem("social_login", f"auth_info error {error.code}") from None
 
-    def _sign_in(self, attempt: TokenAttempt, now: int) -> TokenResult:
+    def _sign_in(self, attempt: TokenAttempt, nonce: NonceRecord, now: int) -> TokenResult:
         auth = self._read_profile(attempt)
         if isinstance(auth, TokenResult):
             return auth
@@ -283,6 +295,8 @@ class TokenUrlService:
                 expires_at=expires_at,
             )
         )
+        if nonce.session is not None:
+            self._forget_session_key(nonce.session)  # rotation: the browser's previous session ends
         count("SignIns")
         logger.info("Signed in", extra={"provider": auth.profile.provider_name})
         return TokenResult(
@@ -356,10 +370,13 @@ class TokenUrlService:
         self._sessions.delete(session_key(session_id))
 
     def _forget_session(self, session_id: str) -> None:
+        self._forget_session_key(session_key(session_id))
+
+    def _forget_session_key(self, pk: str) -> None:
         # Rotation: the replaced session must stop working, but failing to delete it (it expires
         # by TTL anyway) must not undo a sign-in that has already happened.
         try:
-            self._sessions.delete(session_key(session_id))
+            self._sessions.delete(pk)
         except ServiceUnavailable:
             logger.warning("Replaced session could not be deleted; it expires by TTL")
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _LOOPBACK_HOSTS = {"localhost"}
 
@@ -94,6 +94,14 @@ class Settings(BaseModel):
             raise ValueError("link_account_native does not accept HEAD; give the version number")
         return value
 
+    @model_validator(mode="after")
+    def _replay_covers_token_url(self) -> Settings:
+        # A result must stay replayable as long as its one-time value can be re-consumed by the
+        # same attempt, or a late replay would run the flow (and call upstream) a second time.
+        if self.replay_window_seconds < self.token_url_ttl_seconds:
+            raise ValueError("must be at least TOKEN_URL_TTL_SECONDS")
+        return self
+
     @cached_property
     def app_origin(self) -> str:
         """APP_URL's origin as a browser serialises it in `Origin`: lower-case host, no default port."""
@@ -116,6 +124,8 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as error:
             first = error.errors()[0]
-            variable = str(first["loc"][0]).upper() if first["loc"] else "environment"
-            reason = "is not set" if first["type"] == "missing" else first["msg"]
+            variable = str(first["loc"][0]).upper() if first["loc"] else "REPLAY_WINDOW_SECONDS"
+            reason = (
+                "is not set" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ")
+            )
             raise ConfigurationError(f"configuration error: {variable} {reason}") from None

@@ -175,6 +175,67 @@ def test_invalid_json_bodies_are_422_and_echo_no_input(browser: Browser) -> None
             headers={"Origin": APP_ORIGIN, "Content-Type": "application/json"},
         )
     )
-    assert reply.status == 422
+    assert reply.status == 400  # not JSON at all: refused before validation
     reply = browser.page_json("POST", "/session", {"access_token": "x" * 20000})
     assert reply.status == 413
+
+
+def test_json_that_breaks_parsers_is_400_not_500(browser: Browser, function_logs: LogCapture) -> None:
+    hostile = [
+        "[" * 5000 + "]" * 5000,
+        '{"intent": 1' + "0" * 5000 + "}",
+        '{"intent":"link","intent":"sign_in"}',
+    ]
+    for path in ("/token-url", "/session"):
+        for body in hostile:
+            reply = browser.send(
+                http_event(
+                    "POST",
+                    path,
+                    body=body,
+                    headers={"Origin": APP_ORIGIN, "Content-Type": "application/json"},
+                )
+            )
+            assert reply.status == 400, (path, body[:40], reply.body)
+            assert reply.json()["error"] == "invalid_request"
+    assert not [line for line in function_logs.lines if "Unhandled error" in line]
+
+
+def test_media_type_is_case_insensitive(browser: Browser) -> None:
+    reply = browser.send(
+        http_event(
+            "POST",
+            "/token-url",
+            body='{"intent": "sign_in"}',
+            headers={"Origin": APP_ORIGIN, "Content-Type": "Application/JSON; Charset=UTF-8"},
+        )
+    )
+    assert reply.status == 200, reply.body
+
+
+def test_non_ascii_cookie_values_count_as_no_cookie(
+    browser: Browser, emulator: Any, function_logs: LogCapture
+) -> None:
+    url = browser.start("sign_in")
+    token = emulator.issue_token(url, GOOGLE_ID)
+    event = http_event(
+        "POST",
+        "/token",
+        body=f"token={token}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        cookies=[f"{BROWSER_COOKIE}={'é' * 43}"],
+        query=url.split("?", 1)[1],
+    )
+    assert browser.send(event).outcome == {"error": "token_url_invalid"}
+    reply = browser.send(
+        http_event(
+            "POST",
+            "/token-url",
+            body='{"intent": "sign_in"}',
+            headers={"Origin": APP_ORIGIN, "Content-Type": "application/json"},
+            cookies=[f"{BROWSER_COOKIE}={'é' * 43}"],
+        )
+    )
+    assert reply.status == 200
+    assert "é" not in "".join(reply.set_cookies)
+    assert not [line for line in function_logs.lines if "Unhandled error" in line]

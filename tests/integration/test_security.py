@@ -181,6 +181,20 @@ def test_5_session_id_rotates_at_every_sign_in_and_the_old_one_stops_working(
     assert browser.session().json()["identifier"] == FACEBOOK_ID
 
 
+def test_5_a_social_sign_in_in_the_redirect_flow_ends_the_previous_session(
+    browser: Browser, emulator: Any
+) -> None:
+    """The cross-site token POST carries no SameSite=Lax cookie; the rotation must happen anyway."""
+    sign_in_to_registration(browser, emulator)
+    previous = browser.cookie(SESSION_COOKIE)
+    assert sign_in(browser, emulator) == {"result": "signed_in"}  # cross-site submit
+    assert browser.cookie(SESSION_COOKIE) != previous
+    stale = Browser(browser.handler, "stale")
+    stale.jar[SESSION_COOKIE] = StoredCookie(previous or "", "Lax", {})
+    assert stale.session().status == 401
+    assert browser.session().json()["identifier"] == GOOGLE_ID
+
+
 def test_5_a_session_id_chosen_by_the_client_is_never_adopted(browser: Browser, emulator: Any) -> None:
     chosen = "F" * 43
     browser.jar[SESSION_COOKIE] = StoredCookie(chosen, "Lax", {})

@@ -116,8 +116,7 @@ def test_http_base_url_is_refused_for_a_public_host(variable: str) -> None:
     message = config_error(**{variable: "http://myapp.example.com"})
 
     assert message == (
-        f"configuration error: {variable} Value error,"
-        " must use https (http is accepted only for loopback hosts)"
+        f"configuration error: {variable} must use https (http is accepted only for loopback hosts)"
     )
 
 
@@ -189,7 +188,7 @@ def test_token_endpoint_has_a_single_slash_after_a_base_url_with_trailing_slash(
 )
 def test_base_url_must_be_a_bare_absolute_url(value: str, reason: str) -> None:
     assert config_error(SOCIAL_LOGIN_BASE_URL=value) == (
-        f"configuration error: SOCIAL_LOGIN_BASE_URL Value error, {reason}"
+        f"configuration error: SOCIAL_LOGIN_BASE_URL {reason}"
     )
 
 
@@ -201,7 +200,7 @@ def test_capture_redirect_uri_accepts_http_and_https_prefixes(value: str) -> Non
 @pytest.mark.parametrize("value", ["ftp://app.example.test/", "app.example.test", "/callback", "HTTPS://x"])
 def test_capture_redirect_uri_must_start_with_http_or_https(value: str) -> None:
     assert config_error(CAPTURE_REDIRECT_URI=value) == (
-        "configuration error: CAPTURE_REDIRECT_URI Value error, must begin with http: or https:"
+        "configuration error: CAPTURE_REDIRECT_URI must begin with http: or https:"
     )
 
 
@@ -241,3 +240,15 @@ def test_import_of_the_handler_without_app_url_stops_with_one_line_naming_it() -
         if line.startswith("{") and line.endswith("}")
     ]
     assert expected in messages
+
+
+def test_replay_window_shorter_than_the_token_url_lifetime_is_refused() -> None:
+    from settings import ConfigurationError, Settings  # noqa: PLC0415
+
+    env = dict(VALID_ENV)
+    env.update({"TOKEN_URL_TTL_SECONDS": "900", "REPLAY_WINDOW_SECONDS": "600"})
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^configuration error: REPLAY_WINDOW_SECONDS must be at least TOKEN_URL_TTL_SECONDS$",
+    ):
+        Settings.from_environ(env)
