@@ -119,16 +119,15 @@ def _opaque_cookie(name: str) -> str | None:
     return value if value is not None and _OPAQUE.fullmatch(value) else None
 
 
-def _session_cookie(session_id: str, max_age: int) -> Cookie:
+def _host_cookie(name: str, value: str, max_age: int, same_site: SameSite) -> Cookie:
+    # __Host- cookies: Secure, Path=/ and no Domain, so no subdomain can set or read them.
     return Cookie(
-        name=SESSION_COOKIE,
-        value=session_id,
-        path="/",
-        secure=True,
-        http_only=True,
-        max_age=max_age,
-        same_site=SameSite.LAX_MODE,
+        name=name, value=value, path="/", secure=True, http_only=True, max_age=max_age, same_site=same_site
     )
+
+
+def _session_cookie(session_id: str, max_age: int) -> Cookie:
+    return _host_cookie(SESSION_COOKIE, session_id, max_age, SameSite.LAX_MODE)
 
 
 def _expired_session_cookie() -> Cookie:
@@ -136,15 +135,7 @@ def _expired_session_cookie() -> Cookie:
 
 
 def _browser_cookie(value: str) -> Cookie:
-    return Cookie(
-        name=BROWSER_COOKIE,
-        value=value,
-        path="/",
-        secure=True,
-        http_only=True,
-        max_age=BROWSER_COOKIE_MAX_AGE,
-        same_site=SameSite.NONE_MODE,
-    )
+    return _host_cookie(BROWSER_COOKIE, value, BROWSER_COOKIE_MAX_AGE, SameSite.NONE_MODE)
 
 
 def _json(status: HTTPStatus, body: Any, cookies: list[Cookie] | None = None) -> Response[Any]:
