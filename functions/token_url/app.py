@@ -69,6 +69,18 @@ except ConfigurationError as config_error:
     logger.error(str(config_error))
     raise
 
+
+class Deadline:
+    """The current invocation's deadline, for the upstream client's timeouts."""
+
+    def __init__(self) -> None:
+        self.context: LambdaContext | None = None
+
+    def seconds_left(self) -> float | None:
+        return None if self.context is None else self.context.get_remaining_time_in_millis() / 1000
+
+
+deadline = Deadline()
 _aws_config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 _dynamodb = boto3.client("dynamodb", config=_aws_config)
 _http = new_http_session()
@@ -92,6 +104,7 @@ service = TokenUrlService(
         api_key=api_key_source,
         http=_http,
         timeout=(settings.upstream_connect_timeout, settings.upstream_read_timeout),
+        seconds_left=deadline.seconds_left,
     ),
     sessions=SessionStore(client=_dynamodb, table=settings.sessions_table),
     nonces=NonceStore(client=_dynamodb, table=settings.nonces_table),
@@ -409,6 +422,7 @@ def _refuse_unsafe_request(event: APIGatewayProxyEventV2) -> dict[str, Any] | No
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service.register_context(context)
+    deadline.context = context
     headers = event.get("headers")
     if isinstance(headers, dict) and isinstance(headers.get("content-type"), str):
         # Media types are case-insensitive but Powertools compares them as written; parameters

@@ -24,6 +24,9 @@ from observability import logger, traced
 from secure_values import fingerprint
 
 SOCIAL_LOGIN = "social_login"
+# Kept back from the Lambda deadline for what follows an upstream call (store, redirect).
+_DEADLINE_MARGIN_SECONDS = 1.5
+_MIN_CALL_SECONDS = 0.5
 CAPTURE = "capture"
 
 
@@ -92,6 +95,7 @@ class IdentityCloudClient:
         api_key: Callable[[], str],
         http: requests.Session,
         timeout: tuple[float, float],
+        seconds_left: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._social_login_base_url = social_login_base_url.rstrip("/")
         self._capture_base_url = capture_base_url.rstrip("/")
@@ -99,6 +103,7 @@ class IdentityCloudClient:
         self._api_key = api_key
         self._http = http
         self._timeout = timeout
+        self._seconds_left = seconds_left
 
     # ------------------------------------------------------------ Social Login
 
@@ -188,8 +193,12 @@ class IdentityCloudClient:
 
     def _post(self, service: str, endpoint: str, url: str, body: dict[str, str]) -> dict[str, Any]:
         started = time.perf_counter()
+        timeout = self._bounded_timeout()
+        if timeout is None:
+            self._log_outage(endpoint, "no_time_left", started)
+            raise ServiceUnavailable(service, f"{endpoint}: not enough time left before the Lambda deadline")
         try:
-            response = self._http.post(url, data=body, timeout=self._timeout, allow_redirects=False)
+            response = self._http.post(url, data=body, timeout=timeout, allow_redirects=False)
         except requests.RequestException as error:
             reason = _failure_reason(error)
             self._log_outage(endpoint, reason, started)
@@ -204,6 +213,21 @@ class IdentityCloudClient:
             self._log_outage(endpoint, f"http_{response.status_code}_without_envelope", started)
             raise ServiceUnavailable(service, f"{endpoint}: HTTP {response.status_code} without an API reply")
         return reply
+
+    def _bounded_timeout(self) -> tuple[float, float] | None:
+        """The configured timeouts, cut so the call ends before the Lambda deadline.
+
+        Without this, a slow upstream lets Lambda kill the invocation and the browser gets a
+        gateway error instead of the redirect with `service_unavailable`.
+        """
+        left = self._seconds_left()
+        if left is None:
+            return self._timeout
+        budget = left - _DEADLINE_MARGIN_SECONDS
+        if budget < _MIN_CALL_SECONDS:
+            return None
+        connect, read = self._timeout
+        return min(connect, budget), min(read, budget)
 
     @staticmethod
     def _log_outage(endpoint: str, reason: str, started: float) -> None:

@@ -101,3 +101,16 @@ def test_kms_failure_leaves_no_session_without_its_credentials(
     assert _submit(browser, emulator)[2].outcome == {"result": "signed_in"}
     [item] = aws.items("SessionsTable")
     assert "credentials" in item
+
+
+def test_too_little_lambda_time_left_is_service_unavailable_without_an_upstream_call(
+    browser: Browser, emulator: Any, aws: Aws
+) -> None:
+    url = browser.start("sign_in")
+    token = emulator.issue_token(url, GOOGLE_ID)
+    reply = browser.submit_token(url, token, remaining_ms=1200)
+    assert reply.outcome == {"error": "service_unavailable"}
+    assert emulator.calls_to("auth_info") == []
+    assert aws.items("IdempotencyTable") == []
+    # The same browser may submit the same token again with time to spare.
+    assert browser.submit_token(url, token).outcome == {"result": "signed_in"}

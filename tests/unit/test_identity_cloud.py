@@ -416,3 +416,22 @@ def test_one_session_reuses_one_connection_for_every_call(
     assert len(emu.calls) == 12
     assert emu.connections_accepted == 1
     assert len({call.remote_port for call in emu.calls}) == 1
+
+
+@pytest.mark.parametrize(
+    ("seconds_left", "expected"),
+    [(None, (2.0, 6.0)), (30.0, (2.0, 6.0)), (3.0, (1.5, 1.5)), (4.5, (2.0, 3.0)), (1.9, None)],
+)
+def test_timeouts_are_cut_to_the_lambda_deadline(
+    seconds_left: float | None, expected: tuple[float, float] | None
+) -> None:
+    client = IdentityCloudClient(
+        social_login_base_url="http://127.0.0.1:9",
+        capture_base_url="http://127.0.0.1:9",
+        capture_flow=CaptureFlow("c" * 32, "standard", "1", "en-US", "https://app.example/"),
+        api_key=lambda: "k" * 40,
+        http=new_http_session(),
+        timeout=(2.0, 6.0),
+        seconds_left=lambda: seconds_left,
+    )
+    assert client._bounded_timeout() == expected
