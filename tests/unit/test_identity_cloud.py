@@ -12,27 +12,15 @@ import requests
 from emulator import EmulatorServer, Fault, IdentityCloudEmulator, serve
 from errors import CaptureError, ServiceUnavailable, SocialLoginError
 from identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
+from tests.conftest import API_KEY as KEY
+from tests.conftest import CLIENT_ID, FLOW, FLOW_VERSION, LOCALE
+from tests.conftest import EMULATOR_DEFAULTS as EMULATOR_SETTINGS
 
-KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"
-CLIENT_ID = "12345abcde12345abcde12345abcde12"
-FLOW = "standard"
-FLOW_VERSION = "20190618143040022299"
-LOCALE = "en-US"
 REDIRECT_URI = "https://app.example.test/"
 TOKEN_URL = "https://api.example.test/token?nonce=n0nce"
 FACEBOOK_ID = "https://www.facebook.com/profile/alice"
 GOOGLE_ID = "https://www.google.com/profile/alice"
 REQUEST_ID = re.compile(r"^[a-z0-9]{16}$")
-EMULATOR_SETTINGS = {
-    "api_key": KEY,
-    "capture_client_id": CLIENT_ID,
-    "flow": FLOW,
-    "flow_version": FLOW_VERSION,
-    "locale": LOCALE,
-    "client_has_login_feature": True,
-    "social_login_error_status": 400,
-    "one_time_tokens": True,
-}
 
 
 @pytest.fixture(scope="module")
