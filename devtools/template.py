@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import pathlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -165,3 +166,47 @@ def create_tables(
                 )
         created[logical_id] = table_name
     return {name: created[logical_id] for name, logical_id in table_env_vars(template).items()}
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    """One route of the function's HTTP API, as its `HttpApi` event declares it."""
+
+    method: str
+    path: str
+    iam: bool
+    """The route has the `AWS_IAM` authorizer: API Gateway refuses callers without a valid SigV4 signature."""
+
+    @property
+    def key(self) -> str:
+        """The route key API Gateway puts in the event (`POST /token`)."""
+        return f"{self.method} {self.path}"
+
+
+def http_routes(template: Mapping[str, Any], function_id: str = FUNCTION_ID) -> list[HttpRoute]:
+    """Every `HttpApi` event of the function: method, path and whether it needs an IAM caller."""
+    events = template["Resources"][function_id].get("Properties", {}).get("Events", {})
+    routes: list[HttpRoute] = []
+    for event in events.values():
+        if event.get("Type") != "HttpApi":
+            continue
+        properties = event.get("Properties", {})
+        authorizer = properties.get("Auth", {}).get("Authorizer")
+        routes.append(
+            HttpRoute(
+                method=str(properties["Method"]).upper(),
+                path=str(properties["Path"]),
+                iam=authorizer == "AWS_IAM",
+            )
+        )
+    return routes
+
+
+def function_settings(template: Mapping[str, Any], function_id: str = FUNCTION_ID) -> dict[str, Any]:
+    """The function's effective `Timeout` and `MemorySize` (its own, else Globals', else SAM's defaults)."""
+    global_function = template.get("Globals", {}).get("Function", {})
+    function = template["Resources"][function_id].get("Properties", {})
+    return {
+        "Timeout": int(function.get("Timeout", global_function.get("Timeout", 3))),
+        "MemorySize": int(function.get("MemorySize", global_function.get("MemorySize", 128))),
+    }

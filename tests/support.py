@@ -150,6 +150,25 @@ def parse_set_cookie(header: str) -> tuple[str, StoredCookie]:
     return name, StoredCookie(value=value, same_site=attributes.get("samesite", "Lax"), attributes=attributes)
 
 
+def store_cookies(jar: dict[str, StoredCookie], set_cookie_headers: list[str]) -> None:
+    """What a browser does with a response's Set-Cookie headers (Max-Age=0 deletes)."""
+    for header in set_cookie_headers:
+        name, cookie = parse_set_cookie(header)
+        if cookie.attributes.get("max-age") == "0":
+            jar.pop(name, None)
+        else:
+            jar[name] = cookie
+
+
+def cookies_to_send(jar: Mapping[str, StoredCookie], *, cross_site: bool) -> list[str]:
+    """The cookies a request carries: a cross-site POST (Social Login's redirect flow) only SameSite=None."""
+    return [
+        f"{name}={cookie.value}"
+        for name, cookie in jar.items()
+        if not cross_site or cookie.same_site.lower() == "none"
+    ]
+
+
 @dataclass
 class Browser:
     """A browser for one person: a cookie jar and the SameSite rules that decide what each request carries."""
@@ -159,22 +178,12 @@ class Browser:
     jar: dict[str, StoredCookie] = field(default_factory=dict)
 
     def cookies_for(self, *, cross_site: bool) -> list[str]:
-        # A cross-site POST (Social Login's redirect flow) carries only SameSite=None cookies.
-        return [
-            f"{name}={cookie.value}"
-            for name, cookie in self.jar.items()
-            if not cross_site or cookie.same_site.lower() == "none"
-        ]
+        return cookies_to_send(self.jar, cross_site=cross_site)
 
     def send(self, event: dict[str, Any], *, remaining_ms: int = 15_000) -> Reply:
         response = self.handler(event, FakeLambdaContext(remaining_ms))
         set_cookies = list(response.get("cookies") or [])
-        for header in set_cookies:
-            name, cookie = parse_set_cookie(header)
-            if cookie.attributes.get("max-age") == "0":
-                self.jar.pop(name, None)
-            else:
-                self.jar[name] = cookie
+        store_cookies(self.jar, set_cookies)
         body = response.get("body") or ""
         if response.get("isBase64Encoded"):
             body = base64.b64decode(body).decode()

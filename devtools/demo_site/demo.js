@@ -1,0 +1,151 @@
+// The demo page: plain fetch() calls to the token URL service, as a site's own page would make them.
+"use strict";
+
+const OUTCOMES = {
+  signed_in: "Signed in with a social provider.",
+  linked: "The social identity is now linked to the Registration account.",
+  invalid_request: "The token POST was malformed.",
+  token_url_invalid: "This token URL was not started by this browser, was already used or has expired. Start again.",
+  token_invalid: "Social Login refused the token. Sign in again.",
+  already_linked: "That social identity is already linked to another account. Nothing was changed.",
+  session_expired: "The Registration session has ended. Sign in to Registration again, then link.",
+  service_unavailable: "Identity Cloud or a dependency is unavailable. Try again.",
+  configuration_error: "The service is misconfigured (apiKey, Capture client, flow). Check the settings.",
+  request_in_progress: "A duplicate of this sign-in is still running. Reload in a moment.",
+};
+
+let config = null;
+let session = { signed_in: false };
+
+async function api(method, path, body) {
+  const init = { method, credentials: "include", headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(config.api_base_url + path, init);
+  const text = await response.text();
+  return { status: response.status, ok: response.ok, body: text ? JSON.parse(text) : null };
+}
+
+function showOutcome(kind, code, message) {
+  const box = document.getElementById("outcome");
+  box.hidden = false;
+  box.className = kind;
+  box.dataset.code = code;
+  box.replaceChildren();
+  const label = document.createElement("code");
+  label.textContent = code;
+  box.append(label, " " + message);
+}
+
+function showRedirectOutcome() {
+  const query = new URLSearchParams(window.location.search);
+  const result = query.get("result");
+  const error = query.get("error");
+  if (result) showOutcome("ok", result, OUTCOMES[result] || "");
+  else if (error) showOutcome("error", error, OUTCOMES[error] || "Unknown error code.");
+}
+
+async function refreshSession() {
+  const reply = await api("GET", "/session");
+  session = reply.status === 200 ? reply.body : { signed_in: false };
+  const state = document.getElementById("session-state");
+  const details = document.getElementById("session-details");
+  document.getElementById("sign-out").hidden = !session.signed_in;
+  details.hidden = !session.signed_in;
+  if (reply.status !== 200 && reply.status !== 401) {
+    state.textContent = `GET /session answered ${reply.status}: ${reply.body && reply.body.error}`;
+  } else if (!session.signed_in) {
+    state.textContent = "Signed out.";
+  } else {
+    state.textContent = "Signed in.";
+    document.getElementById("session-identity").textContent =
+      session.identifier ? `${session.provider}: ${session.identifier}` : "(no social sign-in)";
+    document.getElementById("session-capture").textContent =
+      session.capture ? "yes (access token held, encrypted)" : "no";
+    document.getElementById("session-linked").textContent =
+      session.linked && session.linked.length ? session.linked.join(", ") : "none";
+    document.getElementById("session-expires").textContent = session.expires_at;
+  }
+  for (const button of document.querySelectorAll("#link-providers button")) {
+    button.disabled = !session.capture;
+  }
+}
+
+async function startSocial(intent, provider) {
+  const reply = await api("POST", "/token-url", { intent });
+  if (!reply.ok) {
+    showOutcome("error", reply.body ? reply.body.error : String(reply.status), reply.body ? reply.body.message : "");
+    return;
+  }
+  // Social Login's widgetless start: the provider's sign-in, then a POST of the token to token_url.
+  const start = `${config.social_login_url}/${provider.slug}/start?token_url=${encodeURIComponent(reply.body.token_url)}`;
+  window.location.assign(start);
+}
+
+async function signInToRegistration(event) {
+  event.preventDefault();
+  let accessToken;
+  let expiresIn = 3600;
+  if (config.registration === "emulator") {
+    const user = document.getElementById("registration-user").value;
+    const minted = await fetch("registration", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user }),
+    });
+    const body = await minted.json();
+    if (!minted.ok) {
+      showOutcome("error", "registration", body.error);
+      return;
+    }
+    accessToken = body.access_token;
+    expiresIn = body.expires_in;
+  } else {
+    accessToken = document.getElementById("registration-token").value.trim();
+  }
+  const reply = await api("POST", "/session", { access_token: accessToken, expires_in: expiresIn });
+  if (!reply.ok) {
+    showOutcome("error", reply.body ? reply.body.error : String(reply.status), reply.body ? reply.body.message : "");
+    return;
+  }
+  showOutcome("ok", "registration", "Signed in to the Registration account; the session now holds its access token.");
+  await refreshSession();
+}
+
+async function signOut() {
+  await api("DELETE", "/session");
+  showOutcome("ok", "signed_out", "Signed out: the session is deleted.");
+  await refreshSession();
+}
+
+function providerButtons(containerId, intent, verb) {
+  const container = document.getElementById(containerId);
+  for (const provider of config.providers) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = `${verb} ${provider.name}`;
+    button.addEventListener("click", () => startSocial(intent, provider));
+    container.append(button);
+  }
+}
+
+async function main() {
+  config = await (await fetch("config.json")).json();
+  providerButtons("sign-in-providers", "sign_in", "Sign in with");
+  providerButtons("link-providers", "link", "Link");
+  if (config.registration !== "emulator") {
+    document.getElementById("registration-user-label").hidden = true;
+    document.getElementById("registration-user").required = false;
+    document.getElementById("registration-token-label").hidden = false;
+    document.getElementById("registration-token").required = true;
+  }
+  document.getElementById("registration-form").addEventListener("submit", signInToRegistration);
+  document.getElementById("sign-out").addEventListener("click", signOut);
+  showRedirectOutcome();
+  await refreshSession();
+  document.body.dataset.ready = "true";
+}
+
+main();

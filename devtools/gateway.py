@@ -1,0 +1,331 @@
+"""A local stand-in for API Gateway's HTTP API in front of the function.
+
+Each HTTP request becomes a payload format 2.0 event, shaped as API Gateway builds it (lower-case
+headers with duplicates joined by commas, the Cookie header moved to `cookies`, text bodies as they
+are and any other body base64-encoded, `requestContext` with the route key, source IP and time), and
+`lambda_handler` is invoked in-process with a Lambda-like context. Its result is written back as API
+Gateway does: status, headers, one `Set-Cookie` per entry of `cookies`, the body (base64-decoded if
+flagged).
+
+Like API Gateway, and unlike a plain WSGI wrapper:
+- only the routes declared as the function's `HttpApi` events in the template exist; any other method
+  or path gets `404 {"message":"Not Found"}` without invoking the function;
+- a route with the `AWS_IAM` authorizer needs a valid SigV4 signature (service `execute-api`) made
+  with the stack's credentials, or it gets `403 {"message":"Forbidden"}`; a valid one puts the caller
+  in `requestContext.authorizer.iam`;
+- the function runs one invocation at a time (one warm container), with the template's timeout;
+  an exception or a malformed result gives `500 {"message":"Internal Server Error"}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import re
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from werkzeug.wrappers import Request, Response
+
+from devtools.template import HttpRoute
+
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
+
+ACCOUNT_ID = "123456789012"
+API_ID = "local"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+SIGV4_MAX_SKEW_SECONDS = 15 * 60
+
+_TEXT_MEDIA_TYPES = re.compile(
+    r"^(text/[^;]+|application/(json|[^;]+\+json|xml|[^;]+\+xml|javascript))$", re.IGNORECASE
+)
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)"
+    r"/aws4_request, *SignedHeaders=(?P<signed>[a-z0-9;-]+), *Signature=(?P<signature>[0-9a-f]{64})"
+)
+
+_access_log = logging.getLogger("local-gateway")
+
+
+class LocalLambdaContext:
+    """The context object Lambda passes to a handler: names, memory, request id and the deadline."""
+
+    def __init__(self, function_name: str, memory_mb: int, timeout_seconds: float, region: str) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+        self.timeout_seconds = timeout_seconds
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+
+
+@dataclass(frozen=True)
+class FunctionRuntime:
+    """What the gateway needs to invoke the function as Lambda would."""
+
+    handler: LambdaHandler
+    function_name: str
+    memory_mb: int
+    timeout_seconds: float
+    region: str
+
+
+class SigV4Verifier:
+    """Checks an `execute-api` SigV4 signature made with one known key pair, as the IAM authorizer does."""
+
+    def __init__(self, access_key_id: str, secret_access_key: str, region: str) -> None:
+        self._access_key_id = access_key_id
+        self._credentials = Credentials(access_key_id, secret_access_key)
+        self._region = region
+
+    def caller(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
+        """The `authorizer.iam` of a correctly signed request, or None."""
+        match = _AUTHORIZATION.fullmatch(headers.get("authorization", "").strip())
+        amz_date = headers.get("x-amz-date", "")
+        if match is None or not re.fullmatch(r"\d{8}T\d{6}Z", amz_date):
+            return None
+        if (
+            match["key"] != self._access_key_id
+            or match["service"] != "execute-api"
+            or match["region"] != self._region
+            or match["date"] != amz_date[:8]
+        ):
+            return None
+        signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        if abs((datetime.now(UTC) - signed_at).total_seconds()) > SIGV4_MAX_SKEW_SECONDS:
+            return None
+        signed_names = match["signed"].split(";")
+        if "host" not in signed_names or any(name not in headers for name in signed_names):
+            return None
+        request = AWSRequest(
+            method=method, url=url, headers={name: headers[name] for name in signed_names}, data=body
+        )
+        request.context["timestamp"] = amz_date
+        signer = SigV4Auth(self._credentials, "execute-api", self._region)
+        string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
+        expected = signer.signature(string_to_sign, request)
+        if not hmac.compare_digest(expected, match["signature"]):
+            return None
+        return {
+            "accessKey": self._access_key_id,
+            "accountId": ACCOUNT_ID,
+            "callerId": "AIDALOCALSTACKCALLER",
+            "principalOrgId": None,
+            "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/local-caller",
+            "userId": "AIDALOCALSTACKCALLER",
+        }
+
+
+def is_text_media_type(content_type: str) -> bool:
+    """API Gateway passes these bodies to the function as text; any other body arrives base64-encoded."""
+    return bool(_TEXT_MEDIA_TYPES.match(content_type.split(";", 1)[0].strip()))
+
+
+def build_event(
+    *,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    route: HttpRoute,
+    iam_caller: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The payload format 2.0 event API Gateway sends for this request."""
+    now = time.time() if now is None else now
+    joined: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "cookie":
+            cookies += [part.strip() for part in value.split(";") if part.strip()]
+        else:
+            joined[lower] = f"{joined[lower]},{value}" if lower in joined else value
+    host = joined.get("host", "localhost").split(":", 1)[0]
+    request_context: dict[str, Any] = {
+        "accountId": ACCOUNT_ID,
+        "apiId": API_ID,
+        "domainName": host,
+        "domainPrefix": host.split(".", 1)[0],
+        "http": {
+            "method": method,
+            "path": raw_path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": source_ip,
+            "userAgent": joined.get("user-agent", ""),
+        },
+        "requestId": base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")[:16],
+        "routeKey": route.key,
+        "stage": "$default",
+        "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "timeEpoch": int(now * 1000),
+    }
+    if iam_caller is not None:
+        request_context["authorizer"] = {"iam": dict(iam_caller)}
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route.key,
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": joined,
+        "requestContext": request_context,
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    if query:
+        event["queryStringParameters"] = query
+    if body:
+        if is_text_media_type(joined.get("content-type", "")):
+            try:
+                event["body"] = body.decode("utf-8")
+            except UnicodeDecodeError:
+                event["body"] = base64.b64encode(body).decode()
+                event["isBase64Encoded"] = True
+        else:
+            event["body"] = base64.b64encode(body).decode()
+            event["isBase64Encoded"] = True
+    return event
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def reply_from_result(result: Any) -> HttpReply:
+    """The HTTP response API Gateway makes of a payload 2.0 function result; ValueError if malformed."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        # API Gateway would infer a 200 JSON response; this function always returns the full shape.
+        raise ValueError("the function returned no statusCode")
+    status = result["statusCode"]
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError(f"bad statusCode {status!r}")
+    headers = [(str(name), str(value)) for name, value in (result.get("headers") or {}).items()]
+    headers += [("Set-Cookie", str(cookie)) for cookie in result.get("cookies") or []]
+    raw_body = result.get("body") or ""
+    if not isinstance(raw_body, str):
+        raise ValueError("body must be a string")
+    try:
+        body = base64.b64decode(raw_body, validate=True) if result.get("isBase64Encoded") else raw_body.encode()
+    except binascii.Error as exc:
+        raise ValueError("body flagged base64 is not base64") from exc
+    return HttpReply(status, headers, body)
+
+
+def _gateway_error(status: int, message: str) -> HttpReply:
+    body = json.dumps({"message": message}).encode()
+    return HttpReply(status, [("Content-Type", "application/json")], body)
+
+
+class Gateway:
+    """A WSGI application: the HTTP API of the template's routes, invoking the function in-process."""
+
+    def __init__(
+        self, runtime: FunctionRuntime, routes: Iterable[HttpRoute], verifier: SigV4Verifier
+    ) -> None:
+        self._runtime = runtime
+        self._routes = {(route.method, route.path): route for route in routes}
+        self._verifier = verifier
+        # One warm container: invocations run one at a time, as in a single Lambda execution environment.
+        self._container = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        started = time.monotonic()
+        reply = self.handle(request)
+        _access_log.info(
+            json.dumps(
+                {
+                    "level": "INFO",
+                    "service": "local-gateway",
+                    "method": request.method,
+                    "path": request.path,  # never the query: the token URL's carries the one-time value
+                    "status": reply.status,
+                    "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
+                }
+            )
+        )
+        response = Response(reply.body, status=reply.status)
+        response.headers.clear()
+        for name, value in reply.headers:
+            response.headers.add(name, value)
+        return response(environ, start_response)
+
+    def handle(self, request: Request) -> HttpReply:
+        raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
+        raw_path, _, raw_query = str(raw_uri).partition("?")
+        route = self._routes.get((request.method, raw_path))
+        if route is None:
+            return _gateway_error(404, "Not Found")
+        body = request.get_data(cache=False)
+        if len(body) > MAX_BODY_BYTES:
+            return _gateway_error(413, "Request Entity Too Large")
+        headers = list(request.headers.items())
+        iam_caller = None
+        if route.iam:
+            lowered = {name.lower(): value for name, value in headers}
+            signed_url = f"http://{lowered.get('host', 'localhost')}{raw_uri}"
+            iam_caller = self._verifier.caller(request.method, signed_url, lowered, body)
+            if iam_caller is None:
+                return _gateway_error(403, "Forbidden")
+        event = build_event(
+            method=request.method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=headers,
+            body=body,
+            source_ip=request.remote_addr or "127.0.0.1",
+            route=route,
+            iam_caller=iam_caller,
+        )
+        return self.invoke(event)
+
+    def invoke(self, event: dict[str, Any]) -> HttpReply:
+        runtime = self._runtime
+        with self._container:
+            context = LocalLambdaContext(
+                runtime.function_name, runtime.memory_mb, runtime.timeout_seconds, runtime.region
+            )
+            try:
+                result = runtime.handler(event, context)
+            except Exception:  # Lambda reports an unhandled error; API Gateway answers 500
+                print(traceback.format_exc(), file=sys.stderr, flush=True)
+                return _gateway_error(500, "Internal Server Error")
+            if context.get_remaining_time_in_millis() <= 0:
+                print(
+                    f"Task timed out after {runtime.timeout_seconds:.2f} seconds", file=sys.stderr, flush=True
+                )
+                return _gateway_error(503, "Service Unavailable")
+        try:
+            return reply_from_result(result)
+        except ValueError as exc:
+            print(f"malformed Lambda response: {exc}", file=sys.stderr, flush=True)
+            return _gateway_error(500, "Internal Server Error")

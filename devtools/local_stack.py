@@ -1,0 +1,324 @@
+"""`make run`: the whole service on this machine, with no AWS account, no Docker and no Identity Cloud app.
+
+One process starts, in this order:
+1. moto in server mode (DynamoDB, KMS, Secrets Manager) on a free loopback port, with the tables,
+   the apiKey secret and the credentials key created from infra/template.yaml;
+2. the Identity Cloud emulator on 127.0.0.1 (unless both upstream URLs are given), another site than
+   the app, so the token POST is cross-site exactly as in Social Login's redirect flow;
+3. the function, imported with the environment the template declares (every variable resolved to
+   its local value), behind a local HTTP API gateway on http://localhost:PORT, which also serves the
+   demo site under /demo/.
+
+It prints one line per component, serves until Ctrl-C (or SIGTERM), then stops everything.
+Settings come from the environment; see `StackConfig.from_environ`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pathlib
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from moto.server import ThreadedMotoServer
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from devtools.demo import DemoSite
+from devtools.gateway import FunctionRuntime, Gateway, SigV4Verifier
+from devtools.template import (
+    FUNCTION_ID,
+    create_tables,
+    function_environment,
+    function_settings,
+    http_routes,
+    load_template,
+)
+from emulator import (
+    DEFAULT_API_KEY,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_FLOW,
+    DEFAULT_FLOW_VERSION,
+    DEFAULT_LOCALE,
+    EmulatorServer,
+    IdentityCloudEmulator,
+    serve,
+)
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+FUNCTION_DIR = REPO_ROOT / "functions" / "token_url"
+REGION = "us-east-1"
+SECRET_NAME = "token-url/social-login-api-key"
+KEY_ALIAS = "alias/token-url-credentials"
+LOCAL_FUNCTION_NAME = "token-url-local"
+# The stack's AWS credentials: moto accepts any, and the gateway's IAM check verifies SigV4 with these.
+LOCAL_ACCESS_KEY_ID = "testing"
+LOCAL_SECRET_ACCESS_KEY = "testing"
+
+
+class StackError(Exception):
+    """A setting or a component that keeps the stack from starting; the message says which."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    port: int
+    app_url: str
+    public_base_url: str
+    social_login_base_url: str | None
+    """None: the emulator serves Social Login."""
+    capture_base_url: str | None
+    """None: the emulator serves Capture."""
+    api_key: str
+    client_id: str
+    flow: str
+    flow_version: str
+    locale: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], *, port: int | None = None) -> StackConfig:
+        """Read the stack's settings; `port` (the bound one) overrides PORT, so that PORT=0 works."""
+        raw_port = environ.get("PORT", "3000")
+        if not raw_port.isdigit() or int(raw_port) > 65535:
+            raise StackError(f"PORT must be a TCP port number, got {raw_port!r}")
+        bound = int(raw_port) if port is None else port
+        origin = f"http://localhost:{bound}"
+        return cls(
+            port=bound,
+            app_url=environ.get("APP_URL") or f"{origin}/demo/",
+            public_base_url=(environ.get("PUBLIC_BASE_URL") or origin).rstrip("/"),
+            social_login_base_url=environ.get("SOCIAL_LOGIN_BASE_URL") or None,
+            capture_base_url=environ.get("CAPTURE_BASE_URL") or None,
+            api_key=environ.get("SOCIAL_LOGIN_API_KEY") or DEFAULT_API_KEY,
+            client_id=environ.get("CAPTURE_CLIENT_ID") or DEFAULT_CLIENT_ID,
+            flow=environ.get("CAPTURE_FLOW") or DEFAULT_FLOW,
+            flow_version=environ.get("CAPTURE_FLOW_VERSION") or DEFAULT_FLOW_VERSION,
+            locale=environ.get("CAPTURE_LOCALE") or DEFAULT_LOCALE,
+        )
+
+    @property
+    def needs_emulator(self) -> bool:
+        return self.social_login_base_url is None or self.capture_base_url is None
+
+
+@dataclass(frozen=True)
+class LocalAws:
+    endpoint_url: str
+    tables: dict[str, str]
+    """Environment variable name -> table name."""
+    key_arn: str
+
+
+def provision_aws(endpoint_url: str, template: Mapping[str, Any], api_key: str) -> LocalAws:
+    """Create the template's tables, the apiKey secret and the credentials key in the local moto."""
+    session = boto3.session.Session(
+        aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+        aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+        region_name=REGION,
+    )
+    tables = create_tables(session.client("dynamodb", endpoint_url=endpoint_url), template)
+    secrets = session.client("secretsmanager", endpoint_url=endpoint_url)
+    try:
+        secrets.create_secret(Name=SECRET_NAME, SecretString=api_key)
+    except secrets.exceptions.ResourceExistsException:
+        secrets.put_secret_value(SecretId=SECRET_NAME, SecretString=api_key)
+    kms = session.client("kms", endpoint_url=endpoint_url)
+    key_arn = kms.create_key(Description="token-url local credentials key")["KeyMetadata"]["Arn"]
+    with contextlib.suppress(kms.exceptions.AlreadyExistsException):
+        kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=key_arn)
+    return LocalAws(endpoint_url=endpoint_url, tables=tables, key_arn=key_arn)
+
+
+def local_function_environment(
+    template: Mapping[str, Any], config: StackConfig, aws: LocalAws, emulator_url: str | None
+) -> dict[str, str]:
+    """Every variable the template gives the function, resolved to its local value.
+
+    A variable the template adds without a local value here stops the stack, so the two cannot drift.
+    """
+    upstream = emulator_url or ""
+    local_values = {
+        "SOCIAL_LOGIN_BASE_URL": config.social_login_base_url or upstream,
+        "SOCIAL_LOGIN_API_KEY_SECRET": SECRET_NAME,
+        "CAPTURE_BASE_URL": config.capture_base_url or upstream,
+        "CAPTURE_CLIENT_ID": config.client_id,
+        "CAPTURE_FLOW": config.flow,
+        "CAPTURE_FLOW_VERSION": config.flow_version,
+        "CAPTURE_LOCALE": config.locale,
+        "CAPTURE_REDIRECT_URI": config.app_url,
+        "PUBLIC_BASE_URL": config.public_base_url,
+        "APP_URL": config.app_url,
+        "CREDENTIALS_KEY_ID": aws.key_arn,
+        **aws.tables,
+    }
+    environment: dict[str, str] = {}
+    for name, value in function_environment(template, FUNCTION_ID).items():
+        if isinstance(value, str | int | float):
+            environment[name] = str(value)
+        elif name in local_values:
+            environment[name] = local_values[name]
+        else:
+            raise StackError(f"the template gives the function {name}, which the local stack cannot resolve")
+    return environment
+
+
+def process_environment(aws_endpoint: str) -> dict[str, str]:
+    """What Lambda's runtime sets around the function, plus the local AWS endpoint."""
+    return {
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_LAMBDA_FUNCTION_NAME": LOCAL_FUNCTION_NAME,
+        # No X-Ray daemon here: the Tracer would only send UDP datagrams nobody reads.
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """The gateway writes its own JSON access line; werkzeug's would repeat it (with the query)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return
+
+
+class LocalStack:
+    """The running stack: call `start()`, then `serve_forever()` or `stop()`."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._moto: ThreadedMotoServer | None = None
+        self._emulator_server: EmulatorServer | None = None
+        self._http: BaseWSGIServer | None = None
+        self.config: StackConfig | None = None
+        self.components: list[tuple[str, str]] = []
+
+    def start(self) -> None:
+        requested = StackConfig.from_environ(self._environ)
+        # Bind first: with PORT=0 the URLs the function is configured with need the real port.
+        try:
+            self._http = make_server(
+                "127.0.0.1", requested.port, _not_ready, threaded=True, request_handler=_QuietHandler
+            )
+        except OSError as exc:
+            raise StackError(f"cannot listen on port {requested.port} ({exc.strerror}); set PORT") from exc
+        config = StackConfig.from_environ(self._environ, port=self._http.port)
+        self.config = config
+        template = load_template()
+
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        moto_host, moto_port = self._moto.get_host_and_port()
+        aws_endpoint = f"http://{moto_host}:{moto_port}"
+        aws = provision_aws(aws_endpoint, template, config.api_key)
+        self.components.append(("moto (DynamoDB, KMS, Secrets Manager)", aws_endpoint))
+
+        emulator: IdentityCloudEmulator | None = None
+        if config.needs_emulator:
+            emulator = IdentityCloudEmulator(
+                api_key=config.api_key,
+                capture_client_id=config.client_id,
+                flow=config.flow,
+                flow_version=config.flow_version,
+                locale=config.locale,
+                # As the Social Login dashboard's domain allow list would: only this API's host.
+                token_url_domains=[urlsplit(config.public_base_url).hostname or "localhost"],
+            )
+            self._emulator_server = serve(emulator, "127.0.0.1", 0)
+            self.components.append(("Identity Cloud emulator", self._emulator_server.url))
+        emulator_url = self._emulator_server.url if self._emulator_server else None
+
+        os.environ.update(process_environment(aws_endpoint))
+        os.environ.update(local_function_environment(template, config, aws, emulator_url))
+        if str(FUNCTION_DIR) not in sys.path:
+            sys.path.insert(0, str(FUNCTION_DIR))
+        import app  # noqa: PLC0415 - the function reads its environment at import, as in a Lambda init
+
+        limits = function_settings(template)
+        gateway = Gateway(
+            FunctionRuntime(
+                handler=app.lambda_handler,
+                function_name=LOCAL_FUNCTION_NAME,
+                memory_mb=limits["MemorySize"],
+                timeout_seconds=limits["Timeout"],
+                region=REGION,
+            ),
+            http_routes(template),
+            SigV4Verifier(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, REGION),
+        )
+        demo = DemoSite(
+            api_base_url=config.public_base_url,
+            social_login_url=config.social_login_base_url or emulator_url or "",
+            emulator=emulator if config.capture_base_url is None else None,
+            app_origin=_origin(config.app_url),
+        )
+        self._http.app = DispatcherMiddleware(gateway, {"/demo": demo})
+        self.components.append(("token URL API (local HTTP API gateway)", config.public_base_url))
+        self.components.append(("demo site", f"http://localhost:{config.port}/demo/"))
+
+    def serve_forever(self) -> None:
+        assert self._http is not None, "start() first"
+        self._http.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.server_close()
+        if self._emulator_server is not None:
+            self._emulator_server.shutdown()
+        if self._moto is not None:
+            with contextlib.suppress(Exception):
+                self._moto.stop()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _not_ready(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+    yield json.dumps({"message": "starting"}).encode()
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    for noisy in ("werkzeug", "botocore", "boto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stack = LocalStack(os.environ)
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        stack.stop()
+        return 2
+    for name, url in stack.components:
+        print(f"{name:<40} {url}", flush=True)
+    assert stack.config is not None
+    print(f"ready: open {stack.config.app_url} in a browser (Ctrl-C stops the stack)", flush=True)
+    try:
+        stack.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
