@@ -33,6 +33,7 @@ from moto import mock_aws  # moto before the handler builds its clients
 
 from devtools.template import create_tables, load_template
 from emulator import IdentityCloudEmulator, serve
+from tests.stack_support import RunningStack, start_stack
 from tests.support import APP_URL, PUBLIC_BASE_URL, Browser
 
 API_KEY = "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"
@@ -164,3 +165,11 @@ def function_logs(app_module: ModuleType) -> Iterator[LogCapture]:
     service_logger.addHandler(capture)
     yield capture
     service_logger.removeHandler(capture)
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[RunningStack]:
+    """One `make run` stack (on free ports) shared by the HTTP and browser tests; stopped with Ctrl-C."""
+    stack = start_stack()
+    yield stack
+    assert stack.stop() == 0, "\n".join(stack.output[-20:])

@@ -1,0 +1,163 @@
+"""`make run` over real HTTP: every flow as a browser drives it, through the local gateway and emulator."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import urlsplit
+
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from tests.stack_support import HttpBrowser, RunningStack, outcome, port_is_closed, start_stack
+
+SESSION_COOKIE = "__Host-tu_session"
+BROWSER_COOKIE = "__Host-tu_browser"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_the_stack_reports_each_component_and_is_healthy(local_stack: RunningStack) -> None:
+    assert set(local_stack.components) == {
+        "moto (DynamoDB, KMS, Secrets Manager)",
+        "Identity Cloud emulator",
+        "token URL API (local HTTP API gateway)",
+        "demo site",
+    }
+    health = requests.get(f"{local_stack.api}/health", timeout=10)
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    # The emulator is another site than the API and the app, so the token POST is truly cross-site.
+    assert urlsplit(local_stack.emulator).hostname == "127.0.0.1"
+    assert urlsplit(local_stack.api).hostname == urlsplit(local_stack.app_url).hostname == "localhost"
+    demo = requests.get(local_stack.components["demo site"], timeout=10)
+    assert demo.status_code == 200
+    assert "Token URL demo" in demo.text
+
+
+def test_sign_in_with_the_cross_site_token_post(local_stack: RunningStack) -> None:
+    browser = HttpBrowser(local_stack)
+    user = unique("alice")
+    post = browser.authenticate(browser.start("sign_in"), "google", user)
+    # The auto-submitted POST from the emulator's site carries the SameSite=None binding cookie only.
+    assert set(browser.jar) == {BROWSER_COOKIE}
+    redirect = browser.post_token(post)
+    assert redirect.status_code == 303
+    assert redirect.headers["Location"].startswith(local_stack.app_url)
+    assert outcome(redirect) == {"result": "signed_in"}
+    assert SESSION_COOKIE in browser.jar
+    view = browser.session().json()
+    assert view["signed_in"] is True
+    assert (view["provider"], view["identifier"]) == ("Google", f"https://www.google.com/profile/{user}")
+
+
+def test_a_replayed_token_post_gets_the_same_outcome_and_session(local_stack: RunningStack) -> None:
+    browser = HttpBrowser(local_stack)
+    post = browser.authenticate(browser.start("sign_in"), "facebook", unique("carol"))
+    first = browser.post_token(post)
+    session_after_first = browser.jar[SESSION_COOKIE].value
+    again = browser.post_token(post)
+    assert outcome(first) == outcome(again) == {"result": "signed_in"}
+    assert browser.jar[SESSION_COOKIE].value == session_after_first
+
+
+def test_a_token_posted_by_another_browser_is_refused(local_stack: RunningStack) -> None:
+    victim, attacker = HttpBrowser(local_stack), HttpBrowser(local_stack)
+    post = attacker.authenticate(attacker.start("sign_in"), "google", unique("mallory"))
+    victim.start("sign_in")  # the victim has a binding cookie of its own
+    assert outcome(victim.post_token(post)) == {"error": "token_url_invalid"}
+    assert victim.session().status_code == 401
+
+
+def test_link_then_conflict_then_sign_out(local_stack: RunningStack) -> None:
+    identity_user = unique("dave")
+    first, second = HttpBrowser(local_stack), HttpBrowser(local_stack)
+    first_account, second_account = unique("demo-user"), unique("demo-user")
+
+    assert first.sign_in_to_registration(first_account).status_code == 200
+    linked = first.social("link", "google", identity_user)
+    assert outcome(linked) == {"result": "linked"}
+    identifier = f"https://www.google.com/profile/{identity_user}"
+    assert first.session().json()["linked"] == [identifier]
+    links = requests.get(f"{local_stack.emulator}/_emulator/links", params={"user_id": first_account}, timeout=10)
+    assert links.json()["identifiers"] == [identifier]
+
+    assert second.sign_in_to_registration(second_account).status_code == 200
+    conflict = second.social("link", "google", identity_user)
+    assert outcome(conflict) == {"error": "already_linked"}
+    assert second.session().json()["linked"] == []
+    links = requests.get(f"{local_stack.emulator}/_emulator/links", params={"user_id": second_account}, timeout=10)
+    assert links.json()["identifiers"] == []
+
+    signed_out = first.page_json("DELETE", "/session")
+    assert signed_out.status_code == 204
+    assert SESSION_COOKIE not in first.jar
+    assert first.session().status_code == 401
+
+
+def test_linking_needs_a_registration_session(local_stack: RunningStack) -> None:
+    browser = HttpBrowser(local_stack)
+    reply = browser.page_json("POST", "/token-url", {"intent": "link"})
+    assert (reply.status_code, reply.json()["error"]) == (401, "unauthorized")
+
+
+def test_the_gateway_answers_unknown_routes_itself(local_stack: RunningStack) -> None:
+    mark = len(local_stack.output)
+    for method, path in [("GET", "/token"), ("GET", "/nope"), ("PUT", "/session")]:
+        reply = requests.request(method, local_stack.api + path, timeout=10)
+        assert (reply.status_code, reply.json()) == (404, {"message": "Not Found"})
+    # API Gateway never invokes the function for a route it does not have: no function log line.
+    assert not [line for line in local_stack.output_after(mark) if '"service":"token-url"' in line]
+
+
+def _signed(url: str, body: str, secret: str = "testing", access_key: str = "testing") -> dict[str, str]:
+    request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(access_key, secret), "execute-api", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_credentials_need_a_valid_sigv4_signature(local_stack: RunningStack) -> None:
+    url = f"{local_stack.api}/credentials"
+    body = json.dumps({"identifier": f"https://www.facebook.com/profile/{unique('erin')}", "token": "EAAB" + "x" * 40})
+
+    unsigned = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+    assert (unsigned.status_code, unsigned.json()) == (403, {"message": "Forbidden"})
+
+    wrong_secret = requests.post(url, data=body, headers=_signed(url, body, secret="not-the-secret"), timeout=10)
+    assert wrong_secret.status_code == 403
+
+    tampered = requests.post(url, data=body.replace("erin", "fred"), headers=_signed(url, body), timeout=10)
+    assert tampered.status_code == 403
+
+    stored = requests.post(url, data=body, headers=_signed(url, body), timeout=10)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["stored"] is True
+
+
+def test_function_logs_are_json_lines_without_secrets(local_stack: RunningStack) -> None:
+    mark = len(local_stack.output)
+    browser = HttpBrowser(local_stack)
+    browser.social("sign_in", "google", unique("grace"))
+    browser.sign_in_to_registration(unique("demo-user"))
+    browser.social("link", "twitter", unique("grace"))
+    browser.page_json("DELETE", "/session")
+    lines = local_stack.output_after(mark)
+    assert any('"message":"Signed in"' in line for line in lines)
+    assert any('"message":"Linked"' in line for line in lines), lines
+    for line in lines:
+        json.loads(line)  # every line is JSON, as CloudWatch gets it
+    assert browser.seen_secrets
+    leaks = [(secret, line) for secret in browser.seen_secrets for line in lines if secret in line]
+    assert leaks == []
+
+
+def test_ctrl_c_stops_every_component() -> None:
+    stack = start_stack()
+    urls = [stack.api, stack.emulator, stack.aws]
+    assert not any(port_is_closed(url) for url in urls)
+    assert stack.stop() == 0
+    assert stack.output[-1] == "stopped"
+    assert all(port_is_closed(url) for url in urls)
