@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint format typecheck unit integration test run clean
+.PHONY: install lint format typecheck unit integration stack e2e test run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,20 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy functions/token_url
+	$(BIN)/mypy functions/token_url devtools emulator
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
+
+# The local stack over HTTP (tests/stack) and the demo in headless Chromium (tests/e2e).
+stack: $(STAMP)
+	$(BIN)/pytest tests/stack
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e
 
 # The README's one test command: lint, types, then every test.
 test: lint typecheck
@@ -42,4 +49,4 @@ run: $(STAMP)
 	$(BIN)/python -m devtools.local_stack
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output

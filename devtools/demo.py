@@ -57,7 +57,9 @@ class DemoSite:
         name = path or "index.html"
         if name in _STATIC_FILES and request.method in ("GET", "HEAD"):
             content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            response = Response((STATIC_DIR / name).read_bytes(), content_type=f"{content_type}; charset=utf-8")
+            response = Response(
+                (STATIC_DIR / name).read_bytes(), content_type=f"{content_type}; charset=utf-8"
+            )
             response.headers["Cache-Control"] = "no-store"
             return response
         return _json({"error": "not_found"}, 404)

@@ -234,7 +234,9 @@ def reply_from_result(result: Any) -> HttpReply:
     if not isinstance(raw_body, str):
         raise ValueError("body must be a string")
     try:
-        body = base64.b64decode(raw_body, validate=True) if result.get("isBase64Encoded") else raw_body.encode()
+        body = (
+            base64.b64decode(raw_body, validate=True) if result.get("isBase64Encoded") else raw_body.encode()
+        )
     except binascii.Error as exc:
         raise ValueError("body flagged base64 is not base64") from exc
     return HttpReply(status, headers, body)

@@ -57,12 +57,12 @@ from emulator import (
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 FUNCTION_DIR = REPO_ROOT / "functions" / "token_url"
 REGION = "us-east-1"
-SECRET_NAME = "token-url/social-login-api-key"
+SECRET_NAME = "token-url/social-login-api-key"  # noqa: S105 - the secret's name, not a secret
 KEY_ALIAS = "alias/token-url-credentials"
 LOCAL_FUNCTION_NAME = "token-url-local"
 # The stack's AWS credentials: moto accepts any, and the gateway's IAM check verifies SigV4 with these.
 LOCAL_ACCESS_KEY_ID = "testing"
-LOCAL_SECRET_ACCESS_KEY = "testing"
+LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105 - a local, well-known test credential
 
 
 class StackError(Exception):

@@ -169,7 +169,9 @@ class HttpBrowser:
             cookies = cookies_to_send(self.jar, cross_site=cross_site)
             if cookies:
                 headers["Cookie"] = "; ".join(cookies)
-        response = self.http.request(method, url, headers=headers, allow_redirects=False, timeout=30, **kwargs)
+        response = self.http.request(
+            method, url, headers=headers, allow_redirects=False, timeout=30, **kwargs
+        )
         if to_api:
             store_cookies(self.jar, response.raw.headers.getlist("Set-Cookie"))
             self.seen_secrets.update(cookie.value for cookie in self.jar.values())
@@ -193,7 +195,9 @@ class HttpBrowser:
     def authenticate(self, token_url: str, provider: str, user: str) -> TokenPost:
         """The emulator's provider pages: choose a user, get the page that auto-POSTs the token."""
         start = self._send(
-            "GET", f"{self.stack.emulator}/{provider}/start?{urlencode({'token_url': token_url})}", cross_site=True
+            "GET",
+            f"{self.stack.emulator}/{provider}/start?{urlencode({'token_url': token_url})}",
+            cross_site=True,
         )
         assert start.status_code == 200, start.text
         action, fields = page_form(start.text)

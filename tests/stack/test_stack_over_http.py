@@ -82,14 +82,18 @@ def test_link_then_conflict_then_sign_out(local_stack: RunningStack) -> None:
     assert outcome(linked) == {"result": "linked"}
     identifier = f"https://www.google.com/profile/{identity_user}"
     assert first.session().json()["linked"] == [identifier]
-    links = requests.get(f"{local_stack.emulator}/_emulator/links", params={"user_id": first_account}, timeout=10)
+    links = requests.get(
+        f"{local_stack.emulator}/_emulator/links", params={"user_id": first_account}, timeout=10
+    )
     assert links.json()["identifiers"] == [identifier]
 
     assert second.sign_in_to_registration(second_account).status_code == 200
     conflict = second.social("link", "google", identity_user)
     assert outcome(conflict) == {"error": "already_linked"}
     assert second.session().json()["linked"] == []
-    links = requests.get(f"{local_stack.emulator}/_emulator/links", params={"user_id": second_account}, timeout=10)
+    links = requests.get(
+        f"{local_stack.emulator}/_emulator/links", params={"user_id": second_account}, timeout=10
+    )
     assert links.json()["identifiers"] == []
 
     signed_out = first.page_json("DELETE", "/session")
@@ -121,12 +125,16 @@ def _signed(url: str, body: str, secret: str = "testing", access_key: str = "tes
 
 def test_credentials_need_a_valid_sigv4_signature(local_stack: RunningStack) -> None:
     url = f"{local_stack.api}/credentials"
-    body = json.dumps({"identifier": f"https://www.facebook.com/profile/{unique('erin')}", "token": "EAAB" + "x" * 40})
+    body = json.dumps(
+        {"identifier": f"https://www.facebook.com/profile/{unique('erin')}", "token": "EAAB" + "x" * 40}
+    )
 
     unsigned = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
     assert (unsigned.status_code, unsigned.json()) == (403, {"message": "Forbidden"})
 
-    wrong_secret = requests.post(url, data=body, headers=_signed(url, body, secret="not-the-secret"), timeout=10)
+    wrong_secret = requests.post(
+        url, data=body, headers=_signed(url, body, secret="not-the-secret"), timeout=10
+    )
     assert wrong_secret.status_code == 403
 
     tampered = requests.post(url, data=body.replace("erin", "fred"), headers=_signed(url, body), timeout=10)

@@ -1,0 +1,251 @@
+"""The local HTTP API gateway: events as API Gateway builds them, responses as it writes them, SigV4."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from werkzeug.test import Client
+
+from devtools.gateway import (
+    FunctionRuntime,
+    Gateway,
+    SigV4Verifier,
+    build_event,
+    is_text_media_type,
+    reply_from_result,
+)
+from devtools.template import HttpRoute, http_routes, load_template
+
+TOKEN_ROUTE = HttpRoute("POST", "/token", iam=False)
+CREDENTIALS_ROUTE = HttpRoute("POST", "/credentials", iam=True)
+VERIFIER = SigV4Verifier("AKIDLOCAL", "local-secret", "us-east-1")
+
+
+def event_for(headers: list[tuple[str, str]], body: bytes = b"", query: str = "") -> dict[str, Any]:
+    return build_event(
+        method="POST",
+        raw_path="/token",
+        raw_query=query,
+        headers=headers,
+        body=body,
+        source_ip="127.0.0.1",
+        route=TOKEN_ROUTE,
+        now=1_800_000_000.0,
+    )
+
+
+def test_event_has_the_payload_2_0_shape() -> None:
+    event = event_for(
+        [("Host", "localhost:3000"), ("Content-Type", "application/json"), ("User-Agent", "ua")],
+        b'{"a": 1}',
+        "nonce=abc&x=1&x=2",
+    )
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == event["requestContext"]["routeKey"] == "POST /token"
+    assert (event["rawPath"], event["rawQueryString"]) == ("/token", "nonce=abc&x=1&x=2")
+    assert event["queryStringParameters"] == {"nonce": "abc", "x": "1,2"}
+    assert event["requestContext"]["http"] == {
+        "method": "POST",
+        "path": "/token",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "127.0.0.1",
+        "userAgent": "ua",
+    }
+    assert event["requestContext"]["domainName"] == "localhost"
+    assert event["requestContext"]["timeEpoch"] == 1_800_000_000_000
+    assert event["requestContext"]["time"] == "15/Jan/2027:08:00:00 +0000"
+    assert (event["body"], event["isBase64Encoded"]) == ('{"a": 1}', False)
+    assert "authorizer" not in event["requestContext"]
+
+
+def test_headers_are_lower_case_with_duplicates_joined_and_cookies_moved_out() -> None:
+    event = event_for(
+        [("X-Thing", "a"), ("x-thing", "b"), ("Cookie", "a=1; b=2"), ("Cookie", "c=3")],
+    )
+    assert event["headers"] == {"x-thing": "a,b"}
+    assert event["cookies"] == ["a=1", "b=2", "c=3"]
+    assert "body" not in event
+
+
+@pytest.mark.parametrize(
+    ("content_type", "text"),
+    [
+        ("application/json", True),
+        ("application/problem+json; charset=utf-8", True),
+        ("text/plain", True),
+        ("application/x-www-form-urlencoded", False),
+        ("multipart/form-data; boundary=x", False),
+        ("", False),
+    ],
+)
+def test_only_text_bodies_arrive_as_text(content_type: str, text: bool) -> None:
+    assert is_text_media_type(content_type) is text
+    event = event_for([("Content-Type", content_type)], b"token=abc")
+    assert event["isBase64Encoded"] is not text
+    body = event["body"] if text else base64.b64decode(event["body"]).decode()
+    assert body == "token=abc"
+
+
+def test_a_text_body_that_is_not_utf8_arrives_base64() -> None:
+    event = event_for([("Content-Type", "application/json")], b"\xff\xfe")
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\xff\xfe"
+
+
+def test_reply_writes_each_cookie_as_its_own_set_cookie_and_decodes_base64() -> None:
+    reply = reply_from_result(
+        {
+            "statusCode": 303,
+            "headers": {"Location": "https://app/", "Cache-Control": "no-store"},
+            "cookies": ["a=1; Secure", "b=2; HttpOnly"],
+            "body": base64.b64encode(b"hello").decode(),
+            "isBase64Encoded": True,
+        }
+    )
+    assert reply.status == 303
+    assert [value for name, value in reply.headers if name == "Set-Cookie"] == [
+        "a=1; Secure",
+        "b=2; HttpOnly",
+    ]
+    assert ("Location", "https://app/") in reply.headers
+    assert reply.body == b"hello"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [None, {"body": "x"}, {"statusCode": "200"}, {"statusCode": 99}, {"statusCode": 200, "body": 5}],
+)
+def test_a_malformed_result_is_refused(result: Any) -> None:
+    with pytest.raises(ValueError, match=r"statusCode|body"):
+        reply_from_result(result)
+
+
+def signed_headers(
+    body: str,
+    *,
+    secret: str = "local-secret",
+    key: str = "AKIDLOCAL",
+    url: str = "http://localhost/credentials",
+) -> dict[str, str]:
+    request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(key, secret), "execute-api", "us-east-1").add_auth(request)
+    request.headers["Host"] = "localhost"
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
+def test_sigv4_verifier_accepts_a_correct_signature_only() -> None:
+    body = '{"identifier": "x"}'
+    url = "http://localhost/credentials"
+    caller = VERIFIER.caller("POST", url, signed_headers(body), body.encode())
+    assert caller is not None
+    assert caller["accessKey"] == "AKIDLOCAL"
+    assert VERIFIER.caller("POST", url, signed_headers(body), b'{"identifier": "y"}') is None
+    assert VERIFIER.caller("POST", url, signed_headers(body, secret="wrong"), body.encode()) is None
+    assert VERIFIER.caller("POST", url, signed_headers(body, key="AKIDOTHER"), body.encode()) is None
+    assert VERIFIER.caller("POST", url + "?x=1", signed_headers(body), body.encode()) is None
+    assert VERIFIER.caller("POST", url, {}, body.encode()) is None
+
+
+def test_sigv4_verifier_refuses_an_old_signature() -> None:
+    body = "{}"
+    headers = signed_headers(body)
+    old = datetime.now(UTC) - timedelta(minutes=20)
+    headers["x-amz-date"] = old.strftime("%Y%m%dT%H%M%SZ")
+    assert VERIFIER.caller("POST", "http://localhost/credentials", headers, body.encode()) is None
+
+
+class RecordingHandler:
+    def __init__(self, result: Any = None, error: Exception | None = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.contexts: list[Any] = []
+        self.result = result or {
+            "statusCode": 200,
+            "headers": {"Content-Type": "application/json"},
+            "body": "{}",
+        }
+        self.error = error
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        self.events.append(event)
+        self.contexts.append(context)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def gateway_client(handler: RecordingHandler) -> Client:
+    runtime = FunctionRuntime(handler, "fn", memory_mb=512, timeout_seconds=15, region="us-east-1")
+    return Client(Gateway(runtime, [TOKEN_ROUTE, CREDENTIALS_ROUTE], VERIFIER))
+
+
+def test_gateway_invokes_the_function_with_a_lambda_context() -> None:
+    handler = RecordingHandler()
+    response = gateway_client(handler).post(
+        "/token?nonce=n", data="token=t", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    (event,) = handler.events
+    assert event["routeKey"] == "POST /token"
+    assert event["rawQueryString"] == "nonce=n"
+    assert base64.b64decode(event["body"]) == b"token=t"
+    context = handler.contexts[0]
+    assert context.memory_limit_in_mb == 512
+    assert 14_000 < context.get_remaining_time_in_millis() <= 15_000
+    assert context.invoked_function_arn.endswith(":function:fn")
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/token"), ("POST", "/unknown"), ("POST", "/token/")])
+def test_gateway_answers_404_for_routes_it_does_not_have(method: str, path: str) -> None:
+    handler = RecordingHandler()
+    response = gateway_client(handler).open(path, method=method)
+    assert (response.status_code, response.get_json()) == (404, {"message": "Not Found"})
+    assert handler.events == []
+
+
+def test_gateway_refuses_an_unsigned_call_to_an_iam_route_without_invoking() -> None:
+    handler = RecordingHandler()
+    response = gateway_client(handler).post("/credentials", data="{}", content_type="application/json")
+    assert (response.status_code, response.get_json()) == (403, {"message": "Forbidden"})
+    assert handler.events == []
+
+
+def test_gateway_passes_the_iam_caller_of_a_signed_call() -> None:
+    handler = RecordingHandler()
+    body = '{"identifier": "x"}'
+    headers = signed_headers(body)
+    response = gateway_client(handler).post("/credentials", data=body, headers=headers)
+    assert response.status_code == 200
+    assert handler.events[0]["requestContext"]["authorizer"]["iam"]["accessKey"] == "AKIDLOCAL"
+
+
+def test_gateway_turns_a_function_error_into_a_500_without_details() -> None:
+    handler = RecordingHandler(error=RuntimeError("secret detail"))
+    response = gateway_client(handler).post("/token", data="token=t")
+    assert (response.status_code, response.get_json()) == (500, {"message": "Internal Server Error"})
+    assert b"secret detail" not in response.data
+
+
+def test_gateway_writes_multiple_set_cookie_headers() -> None:
+    handler = RecordingHandler({"statusCode": 303, "headers": {"Location": "/"}, "cookies": ["a=1", "b=2"]})
+    response = gateway_client(handler).post("/token", data="token=t")
+    assert response.headers.getlist("Set-Cookie") == ["a=1", "b=2"]
+    assert response.status_code == 303
+
+
+def test_routes_come_from_the_function_events_of_the_template() -> None:
+    routes = {(route.method, route.path): route.iam for route in http_routes(load_template())}
+    assert routes == {
+        ("POST", "/token-url"): False,
+        ("POST", "/token"): False,
+        ("POST", "/session"): False,
+        ("GET", "/session"): False,
+        ("DELETE", "/session"): False,
+        ("POST", "/credentials"): True,
+        ("GET", "/health"): False,
+    }

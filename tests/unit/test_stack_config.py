@@ -1,0 +1,88 @@
+"""The local stack's settings and the function environment it derives from the template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from devtools.local_stack import (
+    KEY_ALIAS,
+    SECRET_NAME,
+    LocalAws,
+    StackConfig,
+    StackError,
+    local_function_environment,
+)
+from devtools.template import function_environment, load_template
+from emulator import DEFAULT_API_KEY, DEFAULT_CLIENT_ID
+
+LOCAL_AWS = LocalAws(
+    endpoint_url="http://127.0.0.1:5000",
+    tables={
+        "SESSIONS_TABLE": "SessionsTable",
+        "NONCES_TABLE": "NoncesTable",
+        "IDEMPOTENCY_TABLE": "IdempotencyTable",
+    },
+    key_arn="arn:aws:kms:us-east-1:123456789012:key/local",
+)
+
+
+def test_defaults_put_the_app_and_the_api_on_localhost() -> None:
+    config = StackConfig.from_environ({})
+    assert config.port == 3000
+    assert config.app_url == "http://localhost:3000/demo/"
+    assert config.public_base_url == "http://localhost:3000"
+    assert (config.api_key, config.client_id) == (DEFAULT_API_KEY, DEFAULT_CLIENT_ID)
+    assert config.needs_emulator
+
+
+def test_the_bound_port_replaces_port_zero() -> None:
+    config = StackConfig.from_environ({"PORT": "0"}, port=41234)
+    assert config.public_base_url == "http://localhost:41234"
+
+
+def test_settings_from_the_environment_win() -> None:
+    config = StackConfig.from_environ(
+        {
+            "PORT": "8080",
+            "APP_URL": "http://localhost:5173/account",
+            "PUBLIC_BASE_URL": "http://localhost:8080/",
+            "SOCIAL_LOGIN_BASE_URL": "https://my-app.rpxnow.com",
+            "CAPTURE_BASE_URL": "https://my-app.us.janraincapture.com",
+            "SOCIAL_LOGIN_API_KEY": "k" * 40,
+            "CAPTURE_FLOW": "myflow",
+        }
+    )
+    assert config.app_url == "http://localhost:5173/account"
+    assert config.public_base_url == "http://localhost:8080"
+    assert config.api_key == "k" * 40
+    assert config.flow == "myflow"
+    assert not config.needs_emulator
+
+
+@pytest.mark.parametrize("port", ["http", "-1", "70000"])
+def test_a_bad_port_is_named(port: str) -> None:
+    with pytest.raises(StackError, match="PORT"):
+        StackConfig.from_environ({"PORT": port})
+
+
+def test_every_variable_of_the_template_gets_a_local_value() -> None:
+    template = load_template()
+    config = StackConfig.from_environ({})
+    environment = local_function_environment(template, config, LOCAL_AWS, "http://127.0.0.1:9999")
+    assert set(environment) == set(function_environment(template))
+    assert environment["SOCIAL_LOGIN_BASE_URL"] == environment["CAPTURE_BASE_URL"] == "http://127.0.0.1:9999"
+    assert environment["SOCIAL_LOGIN_API_KEY_SECRET"] == SECRET_NAME
+    assert environment["CREDENTIALS_KEY_ID"] == LOCAL_AWS.key_arn
+    assert environment["SESSIONS_TABLE"] == "SessionsTable"
+    assert environment["POWERTOOLS_SERVICE_NAME"] == "token-url"
+    assert KEY_ALIAS.startswith("alias/")
+
+
+def test_a_template_variable_without_a_local_value_stops_the_stack() -> None:
+    template: dict[str, Any] = load_template()
+    variables = template["Resources"]["TokenUrlFunction"]["Properties"]["Environment"]["Variables"]
+    variables["NEW_SETTING"] = {"Ref": "SomethingNew"}
+    with pytest.raises(StackError, match="NEW_SETTING"):
+        local_function_environment(template, StackConfig.from_environ({}), LOCAL_AWS, None)
