@@ -210,8 +210,8 @@ class LocalStack:
             self._http = make_server(
                 "127.0.0.1", requested.port, _not_ready, threaded=True, request_handler=_QuietHandler
             )
-        except OSError as exc:
-            raise StackError(f"cannot listen on port {requested.port} ({exc.strerror}); set PORT") from exc
+        except (OSError, SystemExit) as exc:  # werkzeug reports a port in use on stderr, then exits
+            raise StackError(f"cannot listen on port {requested.port}; set PORT to a free one") from exc
         config = StackConfig.from_environ(self._environ, port=self._http.port)
         self.config = config
         template = load_template()

@@ -169,3 +169,16 @@ def test_ctrl_c_stops_every_component() -> None:
     assert stack.stop() == 0
     assert stack.output[-1] == "stopped"
     assert all(port_is_closed(url) for url in urls)
+
+
+def test_signing_out_before_the_token_arrives_ends_the_link_with_session_expired(
+    local_stack: RunningStack,
+) -> None:
+    browser = HttpBrowser(local_stack)
+    account = unique("demo-user")
+    assert browser.sign_in_to_registration(account).status_code == 200
+    post = browser.authenticate(browser.start("link"), "google", unique("ivan"))
+    assert browser.page_json("DELETE", "/session").status_code == 204
+    assert outcome(browser.post_token(post)) == {"error": "session_expired"}
+    links = requests.get(f"{local_stack.emulator}/_emulator/links", params={"user_id": account}, timeout=10)
+    assert links.json()["identifiers"] == []

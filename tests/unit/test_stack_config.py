@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from devtools.local_stack import (
     KEY_ALIAS,
     SECRET_NAME,
     LocalAws,
+    LocalStack,
     StackConfig,
     StackError,
     local_function_environment,
@@ -86,3 +88,15 @@ def test_a_template_variable_without_a_local_value_stops_the_stack() -> None:
     variables["NEW_SETTING"] = {"Ref": "SomethingNew"}
     with pytest.raises(StackError, match="NEW_SETTING"):
         local_function_environment(template, StackConfig.from_environ({}), LOCAL_AWS, None)
+
+
+def test_a_busy_port_is_named_before_anything_starts() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        stack = LocalStack({"PORT": str(port)})
+        with pytest.raises(StackError, match=f"cannot listen on port {port}"):
+            stack.start()
+        assert stack.components == []
+        stack.stop()
