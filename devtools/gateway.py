@@ -13,8 +13,11 @@ Like API Gateway, and unlike a plain WSGI wrapper:
 - a route with the `AWS_IAM` authorizer needs a valid SigV4 signature (service `execute-api`) made
   with the stack's credentials, or it gets `403 {"message":"Forbidden"}`; a valid one puts the caller
   in `requestContext.authorizer.iam`;
-- the function runs one invocation at a time (one warm container), with the template's timeout;
-  an exception or a malformed result gives `500 {"message":"Internal Server Error"}`.
+- CORS as the template's `CorsConfiguration` says: preflights answered by the gateway, and the
+  allow headers added to responses for an allowed `Origin`;
+- the function runs one invocation at a time (one warm container), within the template's timeout;
+  an exception, a timeout or a malformed result gives `500 {"message":"Internal Server Error"}`, and
+  a request that waits longer than API Gateway's 30 s integration timeout for the container gets 503.
 """
 
 from __future__ import annotations
@@ -25,10 +28,8 @@ import hmac
 import json
 import logging
 import re
-import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ LambdaHandler = Callable[[dict[str, Any], Any], Any]
 ACCOUNT_ID = "123456789012"
 API_ID = "local"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+INTEGRATION_TIMEOUT_SECONDS = 30.0  # API Gateway's limit on waiting for an integration
 SIGV4_MAX_SKEW_SECONDS = 15 * 60
 
 _TEXT_MEDIA_TYPES = re.compile(
@@ -58,7 +60,7 @@ _AUTHORIZATION = re.compile(
     r"/aws4_request, *SignedHeaders=(?P<signed>[a-z0-9;-]+), *Signature=(?P<signature>[0-9a-f]{64})"
 )
 
-_access_log = logging.getLogger("local-gateway")
+_log = logging.getLogger("local-gateway")
 
 
 class LocalLambdaContext:
@@ -218,6 +220,51 @@ class HttpReply:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    function_request_id: str | None = None
+    """The invocation's request id; None when the gateway answered without invoking the function."""
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    """An HTTP API `CorsConfiguration`, with its allowed origins resolved."""
+
+    allow_origins: frozenset[str]
+    allow_methods: tuple[str, ...]
+    allow_headers: tuple[str, ...]
+    allow_credentials: bool
+    max_age: int | None
+
+    @classmethod
+    def from_configuration(cls, configuration: Mapping[str, Any], allow_origins: Iterable[str]) -> CorsPolicy:
+        max_age = configuration.get("MaxAge")
+        return cls(
+            allow_origins=frozenset(allow_origins),
+            allow_methods=tuple(str(method).upper() for method in configuration.get("AllowMethods", [])),
+            allow_headers=tuple(str(header).lower() for header in configuration.get("AllowHeaders", [])),
+            allow_credentials=bool(configuration.get("AllowCredentials", False)),
+            max_age=int(max_age) if max_age is not None else None,
+        )
+
+    def _allow(self, origin: str) -> list[tuple[str, str]]:
+        headers = [("Access-Control-Allow-Origin", origin)]
+        if self.allow_credentials:
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        return headers
+
+    def preflight(self, origin: str | None, method: str) -> list[tuple[str, str]]:
+        """Headers of the gateway's own answer to a preflight; none for an origin or method not allowed."""
+        if origin not in self.allow_origins or method.upper() not in self.allow_methods:
+            return []
+        headers = self._allow(origin)
+        headers.append(("Access-Control-Allow-Methods", ",".join(self.allow_methods)))
+        if self.allow_headers:
+            headers.append(("Access-Control-Allow-Headers", ",".join(self.allow_headers)))
+        if self.max_age is not None:
+            headers.append(("Access-Control-Max-Age", str(self.max_age)))
+        return headers
+
+    def response_headers(self, origin: str | None) -> list[tuple[str, str]]:
+        return self._allow(origin) if origin in self.allow_origins and origin is not None else []
 
 
 def reply_from_result(result: Any) -> HttpReply:
@@ -242,20 +289,32 @@ def reply_from_result(result: Any) -> HttpReply:
     return HttpReply(status, headers, body)
 
 
-def _gateway_error(status: int, message: str) -> HttpReply:
+def _gateway_error(status: int, message: str, function_request_id: str | None = None) -> HttpReply:
     body = json.dumps({"message": message}).encode()
-    return HttpReply(status, [("Content-Type", "application/json")], body)
+    return HttpReply(status, [("Content-Type", "application/json")], body, function_request_id)
+
+
+def _log_line(level: str, **fields: Any) -> None:
+    _log.log(logging.getLevelName(level), json.dumps({"level": level, "service": "local-gateway", **fields}))
 
 
 class Gateway:
     """A WSGI application: the HTTP API of the template's routes, invoking the function in-process."""
 
     def __init__(
-        self, runtime: FunctionRuntime, routes: Iterable[HttpRoute], verifier: SigV4Verifier
+        self,
+        runtime: FunctionRuntime,
+        routes: Iterable[HttpRoute],
+        verifier: SigV4Verifier,
+        cors: CorsPolicy | None = None,
+        *,
+        integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
     ) -> None:
         self._runtime = runtime
+        self._integration_timeout = integration_timeout_seconds
         self._routes = {(route.method, route.path): route for route in routes}
         self._verifier = verifier
+        self._cors = cors
         # One warm container: invocations run one at a time, as in a single Lambda execution environment.
         self._container = threading.Lock()
 
@@ -263,18 +322,15 @@ class Gateway:
         request = Request(environ)
         started = time.monotonic()
         reply = self.handle(request)
-        _access_log.info(
-            json.dumps(
-                {
-                    "level": "INFO",
-                    "service": "local-gateway",
-                    "method": request.method,
-                    "path": request.path,  # never the query: the token URL's carries the one-time value
-                    "status": reply.status,
-                    "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
-                }
-            )
-        )
+        access: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path,  # never the query: the token URL's carries the one-time value
+            "status": reply.status,
+            "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
+        }
+        if reply.function_request_id is not None:
+            access["function_request_id"] = reply.function_request_id
+        _log_line("INFO", **access)
         response = Response(reply.body, status=reply.status)
         response.headers.clear()
         for name, value in reply.headers:
@@ -282,6 +338,16 @@ class Gateway:
         return response(environ, start_response)
 
     def handle(self, request: Request) -> HttpReply:
+        origin = request.headers.get("Origin")
+        preflight_method = request.headers.get("Access-Control-Request-Method")
+        if self._cors is not None and request.method == "OPTIONS" and preflight_method:
+            return HttpReply(204, self._cors.preflight(origin, preflight_method), b"")
+        reply = self._route(request)
+        if self._cors is not None:
+            reply.headers.extend(self._cors.response_headers(origin))
+        return reply
+
+    def _route(self, request: Request) -> HttpReply:
         raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
         raw_path, _, raw_query = str(raw_uri).partition("?")
         route = self._routes.get((request.method, raw_path))
@@ -290,10 +356,16 @@ class Gateway:
         body = request.get_data(cache=False)
         if len(body) > MAX_BODY_BYTES:
             return _gateway_error(413, "Request Entity Too Large")
+        source_ip = request.remote_addr or "127.0.0.1"
         headers = list(request.headers.items())
+        headers += [
+            ("X-Forwarded-For", source_ip),
+            ("X-Forwarded-Proto", request.scheme),
+            ("X-Forwarded-Port", str(request.environ.get("SERVER_PORT", ""))),
+        ]
         iam_caller = None
         if route.iam:
-            lowered = {name.lower(): value for name, value in headers}
+            lowered = {name.lower(): value for name, value in request.headers.items()}
             signed_url = f"http://{lowered.get('host', 'localhost')}{raw_uri}"
             iam_caller = self._verifier.caller(request.method, signed_url, lowered, body)
             if iam_caller is None:
@@ -304,30 +376,53 @@ class Gateway:
             raw_query=raw_query,
             headers=headers,
             body=body,
-            source_ip=request.remote_addr or "127.0.0.1",
+            source_ip=source_ip,
             route=route,
             iam_caller=iam_caller,
         )
         return self.invoke(event)
 
     def invoke(self, event: dict[str, Any]) -> HttpReply:
+        """Run the function on the one container, within its timeout; the HTTP reply of its result."""
         runtime = self._runtime
-        with self._container:
-            context = LocalLambdaContext(
-                runtime.function_name, runtime.memory_mb, runtime.timeout_seconds, runtime.region
-            )
+        if not self._container.acquire(timeout=self._integration_timeout):
+            return _gateway_error(503, "Service Unavailable")
+        context = LocalLambdaContext(
+            runtime.function_name, runtime.memory_mb, runtime.timeout_seconds, runtime.region
+        )
+        request_id = context.aws_request_id
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
             try:
-                result = runtime.handler(event, context)
-            except Exception:  # Lambda reports an unhandled error; API Gateway answers 500
-                print(traceback.format_exc(), file=sys.stderr, flush=True)
-                return _gateway_error(500, "Internal Server Error")
-            if context.get_remaining_time_in_millis() <= 0:
-                print(
-                    f"Task timed out after {runtime.timeout_seconds:.2f} seconds", file=sys.stderr, flush=True
-                )
-                return _gateway_error(503, "Service Unavailable")
+                outcome["result"] = runtime.handler(event, context)
+            except Exception as exc:  # Lambda reports an unhandled error; API Gateway answers 500
+                outcome["error"] = exc
+            finally:
+                self._container.release()  # a timed-out invocation keeps the container busy until it ends
+
+        worker = threading.Thread(target=run, name=f"invocation-{request_id}", daemon=True)
+        worker.start()
+        worker.join(runtime.timeout_seconds)
+        if worker.is_alive():
+            _log_line(
+                "ERROR",
+                message=f"Task timed out after {runtime.timeout_seconds:.2f} seconds",
+                function_request_id=request_id,
+            )
+            return _gateway_error(500, "Internal Server Error", request_id)
+        if "error" in outcome:
+            # The type only: an exception's message may quote a token or a key.
+            _log_line(
+                "ERROR",
+                message="the function raised",
+                errorType=type(outcome["error"]).__name__,
+                function_request_id=request_id,
+            )
+            return _gateway_error(500, "Internal Server Error", request_id)
         try:
-            return reply_from_result(result)
+            reply = reply_from_result(outcome["result"])
         except ValueError as exc:
-            print(f"malformed Lambda response: {exc}", file=sys.stderr, flush=True)
-            return _gateway_error(500, "Internal Server Error")
+            _log_line("ERROR", message=f"malformed function result: {exc}", function_request_id=request_id)
+            return _gateway_error(500, "Internal Server Error", request_id)
+        return HttpReply(reply.status, reply.headers, reply.body, request_id)

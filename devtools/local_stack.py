@@ -20,9 +20,10 @@ import json
 import logging
 import os
 import pathlib
+import re
 import signal
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -34,9 +35,10 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from devtools.demo import DemoSite
-from devtools.gateway import FunctionRuntime, Gateway, SigV4Verifier
+from devtools.gateway import CorsPolicy, FunctionRuntime, Gateway, SigV4Verifier
 from devtools.template import (
     FUNCTION_ID,
+    cors_configuration,
     create_tables,
     function_environment,
     function_settings,
@@ -65,6 +67,18 @@ LOCAL_ACCESS_KEY_ID = "testing"
 LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105 - a local, well-known test credential
 
 
+# A real Identity Cloud needs its own credentials and flow; the emulator's defaults would only fail there.
+_REAL_UPSTREAM_SETTINGS = (
+    "SOCIAL_LOGIN_API_KEY",
+    "CAPTURE_CLIENT_ID",
+    "CAPTURE_FLOW",
+    "CAPTURE_FLOW_VERSION",
+    "CAPTURE_LOCALE",
+)
+# Settings from the developer's shell that would send boto3 to real AWS or another endpoint instead of moto.
+_FOREIGN_AWS_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
 class StackError(Exception):
     """A setting or a component that keeps the stack from starting; the message says which."""
 
@@ -86,24 +100,60 @@ class StackConfig:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, port: int | None = None) -> StackConfig:
-        """Read the stack's settings; `port` (the bound one) overrides PORT, so that PORT=0 works."""
-        raw_port = environ.get("PORT", "3000")
-        if not raw_port.isdigit() or int(raw_port) > 65535:
-            raise StackError(f"PORT must be a TCP port number, got {raw_port!r}")
+        """Read and check the stack's settings; `port` (the bound one) overrides PORT, so that PORT=0 works.
+
+        An empty variable means its default, as an unset one does.
+        """
+        setting = {name: value for name, value in environ.items() if value}
+        raw_port = setting.get("PORT", "3000")
+        if not re.fullmatch(r"[0-9]{1,5}", raw_port) or int(raw_port) > 65535:
+            raise StackError(f"PORT must be a TCP port number (0 for any free port), got {raw_port!r}")
         bound = int(raw_port) if port is None else port
         origin = f"http://localhost:{bound}"
-        return cls(
+        social_login = setting.get("SOCIAL_LOGIN_BASE_URL")
+        capture = setting.get("CAPTURE_BASE_URL")
+        if (social_login is None) != (capture is None):
+            # Capture accepts only tokens of the Social Login application it is tied to: an emulated
+            # half would make every link fail with token_invalid.
+            raise StackError(
+                "set both SOCIAL_LOGIN_BASE_URL and CAPTURE_BASE_URL (a real Identity Cloud), or neither "
+                "(the emulator)"
+            )
+        if social_login is not None:
+            missing = [name for name in _REAL_UPSTREAM_SETTINGS if name not in setting]
+            if missing:
+                raise StackError(f"with a real Identity Cloud, set {', '.join(missing)} too")
+        config = cls(
             port=bound,
-            app_url=environ.get("APP_URL") or f"{origin}/demo/",
-            public_base_url=(environ.get("PUBLIC_BASE_URL") or origin).rstrip("/"),
-            social_login_base_url=environ.get("SOCIAL_LOGIN_BASE_URL") or None,
-            capture_base_url=environ.get("CAPTURE_BASE_URL") or None,
-            api_key=environ.get("SOCIAL_LOGIN_API_KEY") or DEFAULT_API_KEY,
-            client_id=environ.get("CAPTURE_CLIENT_ID") or DEFAULT_CLIENT_ID,
-            flow=environ.get("CAPTURE_FLOW") or DEFAULT_FLOW,
-            flow_version=environ.get("CAPTURE_FLOW_VERSION") or DEFAULT_FLOW_VERSION,
-            locale=environ.get("CAPTURE_LOCALE") or DEFAULT_LOCALE,
+            app_url=setting.get("APP_URL", f"{origin}/demo/"),
+            public_base_url=setting.get("PUBLIC_BASE_URL", origin).rstrip("/"),
+            social_login_base_url=social_login,
+            capture_base_url=capture,
+            api_key=setting.get("SOCIAL_LOGIN_API_KEY", DEFAULT_API_KEY),
+            client_id=setting.get("CAPTURE_CLIENT_ID", DEFAULT_CLIENT_ID),
+            flow=setting.get("CAPTURE_FLOW", DEFAULT_FLOW),
+            flow_version=setting.get("CAPTURE_FLOW_VERSION", DEFAULT_FLOW_VERSION),
+            locale=setting.get("CAPTURE_LOCALE", DEFAULT_LOCALE),
         )
+        for name, url in (("APP_URL", config.app_url), ("PUBLIC_BASE_URL", config.public_base_url)):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise StackError(f"{name} must be an absolute http(s) URL, got {url!r}")
+        return config
+
+    @property
+    def origin(self) -> str:
+        """Where the gateway listens."""
+        return f"http://localhost:{self.port}"
+
+    @property
+    def demo_url(self) -> str:
+        return f"{self.origin}/demo/"
+
+    @property
+    def serves_demo(self) -> bool:
+        """The demo is the app only when APP_URL is its page (else APP_URL is the developer's own site)."""
+        return self.app_url.startswith(self.demo_url)
 
     @property
     def needs_emulator(self) -> bool:
@@ -171,6 +221,16 @@ def local_function_environment(
     return environment
 
 
+def isolate_from_real_aws(environ: MutableMapping[str, str]) -> None:
+    """Drop the shell's AWS profile, session and per-service endpoints: every AWS call goes to moto."""
+    for name in list(environ):
+        if name in _FOREIGN_AWS_SETTINGS or name.startswith("AWS_ENDPOINT_URL_"):
+            del environ[name]
+    environ.pop("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", None)
+    environ["AWS_CONFIG_FILE"] = os.devnull
+    environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+
+
 def process_environment(aws_endpoint: str) -> dict[str, str]:
     """What Lambda's runtime sets around the function, plus the local AWS endpoint."""
     return {
@@ -202,6 +262,7 @@ class LocalStack:
         self._http: BaseWSGIServer | None = None
         self.config: StackConfig | None = None
         self.components: list[tuple[str, str]] = []
+        self.started = False
 
     def start(self) -> None:
         requested = StackConfig.from_environ(self._environ)
@@ -215,6 +276,7 @@ class LocalStack:
         config = StackConfig.from_environ(self._environ, port=self._http.port)
         self.config = config
         template = load_template()
+        isolate_from_real_aws(os.environ)
 
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
@@ -242,7 +304,12 @@ class LocalStack:
         os.environ.update(local_function_environment(template, config, aws, emulator_url))
         if str(FUNCTION_DIR) not in sys.path:
             sys.path.insert(0, str(FUNCTION_DIR))
-        import app  # noqa: PLC0415 - the function reads its environment at import, as in a Lambda init
+        from settings import ConfigurationError  # noqa: PLC0415 - the function's modules, once on the path
+
+        try:
+            import app  # noqa: PLC0415 - the function reads its environment at import, as in a Lambda init
+        except ConfigurationError as exc:
+            raise StackError(f"the function refused its settings: {exc}") from exc
 
         limits = function_settings(template)
         gateway = Gateway(
@@ -255,6 +322,8 @@ class LocalStack:
             ),
             http_routes(template),
             SigV4Verifier(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, REGION),
+            # The template allows the origin of AppUrl; here that is the local APP_URL's.
+            CorsPolicy.from_configuration(cors_configuration(template), [_origin(config.app_url)]),
         )
         demo = DemoSite(
             api_base_url=config.public_base_url,
@@ -262,9 +331,11 @@ class LocalStack:
             emulator=emulator if config.capture_base_url is None else None,
             app_origin=_origin(config.app_url),
         )
-        self._http.app = DispatcherMiddleware(gateway, {"/demo": demo})
-        self.components.append(("token URL API (local HTTP API gateway)", config.public_base_url))
-        self.components.append(("demo site", f"http://localhost:{config.port}/demo/"))
+        self._http.app = DispatcherMiddleware(gateway, {"/demo": demo}) if config.serves_demo else gateway
+        self.components.append(("token URL API (local HTTP API gateway)", config.origin))
+        if config.serves_demo:
+            self.components.append(("demo site", config.demo_url))
+        self.started = True
 
     def serve_forever(self) -> None:
         assert self._http is not None, "start() first"
@@ -304,8 +375,10 @@ def main() -> int:
         stack.start()
     except StackError as exc:
         print(f"make run: {exc}", file=sys.stderr)
-        stack.stop()
         return 2
+    finally:
+        if not stack.started:
+            stack.stop()
     for name, url in stack.components:
         print(f"{name:<40} {url}", flush=True)
     assert stack.config is not None

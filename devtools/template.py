@@ -210,3 +210,8 @@ def function_settings(template: Mapping[str, Any], function_id: str = FUNCTION_I
         "Timeout": int(function.get("Timeout", global_function.get("Timeout", 3))),
         "MemorySize": int(function.get("MemorySize", global_function.get("MemorySize", 128))),
     }
+
+
+def cors_configuration(template: Mapping[str, Any], api_id: str = "HttpApi") -> dict[str, Any]:
+    """The HTTP API's `CorsConfiguration` (its `AllowOrigins` are intrinsics: the caller resolves them)."""
+    return dict(template["Resources"][api_id].get("Properties", {}).get("CorsConfiguration", {}))

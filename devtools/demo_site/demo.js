@@ -17,15 +17,39 @@ const OUTCOMES = {
 let config = null;
 let session = { signed_in: false };
 
-async function api(method, path, body) {
+// Every reply as {status, ok, body}: a body that is not JSON (a proxy's error page) becomes null,
+// and a network failure becomes status 0, so each caller can show what went wrong.
+async function call(url, init) {
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (error) {
+    return { status: 0, ok: false, body: { error: "network_error", message: String(error) } };
+  }
+  const text = await response.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  return { status: response.status, ok: response.ok, body };
+}
+
+function api(method, path, body) {
   const init = { method, credentials: "include", headers: {} };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(config.api_base_url + path, init);
-  const text = await response.text();
-  return { status: response.status, ok: response.ok, body: text ? JSON.parse(text) : null };
+  return call(config.api_base_url + path, init);
+}
+
+// Our routes answer {"error", "message"}; the gateway's own refusals answer {"message"}.
+function showFailure(action, reply) {
+  const body = reply.body || {};
+  const code = body.error || (reply.status ? `http_${reply.status}` : "network_error");
+  showOutcome("error", code, `${action} failed (HTTP ${reply.status}): ${body.message || "no details"}`);
 }
 
 function showOutcome(kind, code, message) {
@@ -49,13 +73,14 @@ function showRedirectOutcome() {
 
 async function refreshSession() {
   const reply = await api("GET", "/session");
-  session = reply.status === 200 ? reply.body : { signed_in: false };
+  session = reply.status === 200 && reply.body ? reply.body : { signed_in: false };
   const state = document.getElementById("session-state");
   const details = document.getElementById("session-details");
   document.getElementById("sign-out").hidden = !session.signed_in;
   details.hidden = !session.signed_in;
   if (reply.status !== 200 && reply.status !== 401) {
-    state.textContent = `GET /session answered ${reply.status}: ${reply.body && reply.body.error}`;
+    const detail = reply.body ? reply.body.error || reply.body.message : "no details";
+    state.textContent = `GET /session answered ${reply.status}: ${detail}`;
   } else if (!session.signed_in) {
     state.textContent = "Signed out.";
   } else {
@@ -75,8 +100,8 @@ async function refreshSession() {
 
 async function startSocial(intent, provider) {
   const reply = await api("POST", "/token-url", { intent });
-  if (!reply.ok) {
-    showOutcome("error", reply.body ? reply.body.error : String(reply.status), reply.body ? reply.body.message : "");
+  if (!reply.ok || !reply.body) {
+    showFailure("POST /token-url", reply);
     return;
   }
   // Social Login's widgetless start: the provider's sign-in, then a POST of the token to token_url.
@@ -90,33 +115,34 @@ async function signInToRegistration(event) {
   let expiresIn = 3600;
   if (config.registration === "emulator") {
     const user = document.getElementById("registration-user").value;
-    const minted = await fetch("registration", {
+    const minted = await call("registration", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ user }),
     });
-    const body = await minted.json();
-    if (!minted.ok) {
-      showOutcome("error", "registration", body.error);
+    if (!minted.ok || !minted.body) {
+      showFailure("Registration sign-in", minted);
       return;
     }
-    accessToken = body.access_token;
-    expiresIn = body.expires_in;
+    accessToken = minted.body.access_token;
+    expiresIn = minted.body.expires_in;
   } else {
     accessToken = document.getElementById("registration-token").value.trim();
   }
   const reply = await api("POST", "/session", { access_token: accessToken, expires_in: expiresIn });
   if (!reply.ok) {
-    showOutcome("error", reply.body ? reply.body.error : String(reply.status), reply.body ? reply.body.message : "");
+    showFailure("POST /session", reply);
     return;
   }
-  showOutcome("ok", "registration", "Signed in to the Registration account; the session now holds its access token.");
+  const who = config.registration === "emulator" ? ` ${document.getElementById("registration-user").value}` : "";
+  showOutcome("ok", "registration", `Signed in to the Registration account${who}; the session now holds its access token.`);
   await refreshSession();
 }
 
 async function signOut() {
-  await api("DELETE", "/session");
-  showOutcome("ok", "signed_out", "Signed out: the session is deleted.");
+  const reply = await api("DELETE", "/session");
+  if (reply.ok) showOutcome("ok", "signed_out", "Signed out: the session is deleted.");
+  else showFailure("DELETE /session", reply);
   await refreshSession();
 }
 
@@ -132,7 +158,12 @@ function providerButtons(containerId, intent, verb) {
 }
 
 async function main() {
-  config = await (await fetch("config.json")).json();
+  const loaded = await call("config.json", {});
+  if (!loaded.ok || !loaded.body) {
+    showFailure("Loading the demo's settings", loaded);
+    return;
+  }
+  config = loaded.body;
   providerButtons("sign-in-providers", "sign_in", "Sign in with");
   providerButtons("link-providers", "link", "Link");
   if (config.registration !== "emulator") {
@@ -144,8 +175,11 @@ async function main() {
   document.getElementById("registration-form").addEventListener("submit", signInToRegistration);
   document.getElementById("sign-out").addEventListener("click", signOut);
   showRedirectOutcome();
-  await refreshSession();
-  document.body.dataset.ready = "true";
+  try {
+    await refreshSession();
+  } finally {
+    document.body.dataset.ready = "true";
+  }
 }
 
 main();

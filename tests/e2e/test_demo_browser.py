@@ -88,6 +88,8 @@ class Demo:
     def registration(self, user: str) -> None:
         self.page.get_by_label("Registration user").fill(user)
         self.page.get_by_role("button", name="Sign in to Registration").click()
+        # Wait for this sign-in's own outcome: the panel may already show an earlier account's session.
+        expect(self.page.locator("#outcome")).to_contain_text(f"Registration account {user};")
         expect(self.page.get_by_test_id("session-capture")).to_contain_text("yes")
 
     def outcome(self) -> str | None:

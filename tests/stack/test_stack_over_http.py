@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from emulator import DEFAULT_API_KEY
 from tests.stack_support import HttpBrowser, RunningStack, outcome, port_is_closed, start_stack
 
 SESSION_COOKIE = "__Host-tu_session"
@@ -108,13 +110,26 @@ def test_linking_needs_a_registration_session(local_stack: RunningStack) -> None
     assert (reply.status_code, reply.json()["error"]) == (401, "unauthorized")
 
 
+def access_lines(lines: list[str]) -> list[dict[str, object]]:
+    parsed = [json.loads(line) for line in lines]
+    return [line for line in parsed if line.get("service") == "local-gateway"]
+
+
 def test_the_gateway_answers_unknown_routes_itself(local_stack: RunningStack) -> None:
     mark = len(local_stack.output)
     for method, path in [("GET", "/token"), ("GET", "/nope"), ("PUT", "/session")]:
         reply = requests.request(method, local_stack.api + path, timeout=10)
         assert (reply.status_code, reply.json()) == (404, {"message": "Not Found"})
-    # API Gateway never invokes the function for a route it does not have: no function log line.
-    assert not [line for line in local_stack.output_after(mark) if '"service":"token-url"' in line]
+    requests.get(f"{local_stack.api}/health", timeout=10)
+    lines = access_lines(local_stack.output_after(mark))
+    assert [(line["path"], line["status"]) for line in lines] == [
+        ("/token", 404),
+        ("/nope", 404),
+        ("/session", 404),
+        ("/health", 200),
+    ]
+    # API Gateway never invokes the function for a route it does not have; /health is invoked.
+    assert ["function_request_id" in line for line in lines] == [False, False, False, True]
 
 
 def _signed(url: str, body: str, secret: str = "testing", access_key: str = "testing") -> dict[str, str]:
@@ -145,21 +160,56 @@ def test_credentials_need_a_valid_sigv4_signature(local_stack: RunningStack) -> 
     assert stored.json()["stored"] is True
 
 
-def test_function_logs_are_json_lines_without_secrets(local_stack: RunningStack) -> None:
+def test_logs_are_json_lines_without_secrets(local_stack: RunningStack) -> None:
     mark = len(local_stack.output)
-    browser = HttpBrowser(local_stack)
-    browser.social("sign_in", "google", unique("grace"))
+    browser, stranger = HttpBrowser(local_stack), HttpBrowser(local_stack)
+    identity = unique("grace")
+    browser.social("sign_in", "google", identity)
     browser.sign_in_to_registration(unique("demo-user"))
-    browser.social("link", "twitter", unique("grace"))
+    browser.social("link", "twitter", identity)
+    # Failures log more: a token from another browser, a conflict, an unsigned server call.
+    stranger.start("sign_in")
+    stranger.post_token(browser.authenticate(browser.start("sign_in"), "google", unique("heidi")))
+    stranger.sign_in_to_registration(unique("demo-user"))
+    stranger.social("link", "twitter", identity)
+    requests.post(f"{local_stack.api}/credentials", json={"identifier": "x", "token": "y"}, timeout=10)
     browser.page_json("DELETE", "/session")
     lines = local_stack.output_after(mark)
-    assert any('"message":"Signed in"' in line for line in lines)
-    assert any('"message":"Linked"' in line for line in lines), lines
-    for line in lines:
-        json.loads(line)  # every line is JSON, as CloudWatch gets it
-    assert browser.seen_secrets
-    leaks = [(secret, line) for secret in browser.seen_secrets for line in lines if secret in line]
+    messages = [
+        json.loads(line).get("message") for line in lines
+    ]  # every line is JSON, as CloudWatch gets it
+    assert "Signed in" in messages
+    assert "Linked" in messages
+    assert any(line.get("status") == 403 for line in access_lines(lines))
+    secrets = browser.seen_secrets | stranger.seen_secrets | {DEFAULT_API_KEY}
+    assert len(secrets) > 10
+    leaks = [(secret, line) for secret in secrets for line in lines if secret in line]
     assert leaks == []
+
+
+def test_another_app_url_gets_cors_and_no_demo() -> None:
+    app_origin = "http://localhost:5173"
+    stack = start_stack({"APP_URL": f"{app_origin}/account"})
+    try:
+        assert "demo site" not in stack.components
+        assert stack.app_url == f"{app_origin}/account"
+        preflight = requests.options(
+            f"{stack.api}/token-url",
+            headers={"Origin": app_origin, "Access-Control-Request-Method": "POST"},
+            timeout=10,
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["Access-Control-Allow-Origin"] == app_origin
+        assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+        reply = requests.post(
+            f"{stack.api}/token-url", json={"intent": "sign_in"}, headers={"Origin": app_origin}, timeout=10
+        )
+        assert reply.status_code == 200
+        assert reply.headers["Access-Control-Allow-Origin"] == app_origin
+        assert requests.get(f"{stack.api}/demo/", timeout=10).status_code == 404
+    finally:
+        # SIGTERM, as a process manager stops it, also ends it cleanly.
+        assert stack.stop(signal.SIGTERM) == 0
 
 
 def test_ctrl_c_stops_every_component() -> None:

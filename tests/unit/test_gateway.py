@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
+import logging
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +17,7 @@ from botocore.credentials import Credentials
 from werkzeug.test import Client
 
 from devtools.gateway import (
+    CorsPolicy,
     FunctionRuntime,
     Gateway,
     SigV4Verifier,
@@ -179,9 +184,30 @@ class RecordingHandler:
         return self.result
 
 
-def gateway_client(handler: RecordingHandler) -> Client:
-    runtime = FunctionRuntime(handler, "fn", memory_mb=512, timeout_seconds=15, region="us-east-1")
-    return Client(Gateway(runtime, [TOKEN_ROUTE, CREDENTIALS_ROUTE], VERIFIER))
+APP_ORIGIN = "http://localhost:5173"
+CORS = CorsPolicy.from_configuration(
+    {
+        "AllowCredentials": True,
+        "AllowMethods": ["GET", "POST", "DELETE"],
+        "AllowHeaders": ["content-type"],
+        "MaxAge": 600,
+    },
+    [APP_ORIGIN],
+)
+
+
+def gateway_client(handler: Any, *, timeout_seconds: float = 15, integration_timeout: float = 30) -> Client:
+    runtime = FunctionRuntime(
+        handler, "fn", memory_mb=512, timeout_seconds=timeout_seconds, region="us-east-1"
+    )
+    gateway = Gateway(
+        runtime,
+        [TOKEN_ROUTE, CREDENTIALS_ROUTE],
+        VERIFIER,
+        CORS,
+        integration_timeout_seconds=integration_timeout,
+    )
+    return Client(gateway)
 
 
 def test_gateway_invokes_the_function_with_a_lambda_context() -> None:
@@ -224,11 +250,75 @@ def test_gateway_passes_the_iam_caller_of_a_signed_call() -> None:
     assert handler.events[0]["requestContext"]["authorizer"]["iam"]["accessKey"] == "AKIDLOCAL"
 
 
-def test_gateway_turns_a_function_error_into_a_500_without_details() -> None:
-    handler = RecordingHandler(error=RuntimeError("secret detail"))
-    response = gateway_client(handler).post("/token", data="token=t")
+def test_gateway_turns_a_function_error_into_a_500_and_logs_only_its_type(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = RecordingHandler(error=RuntimeError("bad token SECRET-TOKEN-123"))
+    with caplog.at_level(logging.INFO, logger="local-gateway"):
+        response = gateway_client(handler).post("/token", data="token=t")
     assert (response.status_code, response.get_json()) == (500, {"message": "Internal Server Error"})
-    assert b"secret detail" not in response.data
+    assert b"SECRET" not in response.data
+    lines = [json.loads(record.getMessage()) for record in caplog.records]
+    assert any(line.get("errorType") == "RuntimeError" for line in lines)
+    assert "SECRET-TOKEN-123" not in caplog.text
+
+
+def test_a_function_past_its_timeout_gets_a_500_and_the_container_stays_busy_until_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+
+    def hanging(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        release.wait(5)
+        return {"statusCode": 200, "body": ""}
+
+    client = gateway_client(hanging, timeout_seconds=0.2, integration_timeout=0.3)
+    with caplog.at_level(logging.INFO, logger="local-gateway"):
+        first = client.post("/token", data="token=t")
+        assert (first.status_code, first.get_json()) == (500, {"message": "Internal Server Error"})
+        assert "Task timed out after 0.20 seconds" in caplog.text
+        # The timed-out invocation still holds the one container: the next request cannot get it.
+        second = client.post("/token", data="token=t")
+        assert (second.status_code, second.get_json()) == (503, {"message": "Service Unavailable"})
+    release.set()
+    time.sleep(0.1)
+    assert client.post("/token", data="token=t").status_code == 200
+
+
+def test_gateway_adds_the_forwarded_headers() -> None:
+    handler = RecordingHandler()
+    gateway_client(handler).post("/token", data="token=t")
+    headers = handler.events[0]["headers"]
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-port"] == "80"
+
+
+def test_gateway_answers_cors_preflights_for_the_app_origin_only() -> None:
+    handler = RecordingHandler()
+    client = gateway_client(handler)
+    allowed = client.options(
+        "/token-url", headers={"Origin": APP_ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
+    assert allowed.status_code == 204
+    assert allowed.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
+    assert allowed.headers["Access-Control-Allow-Methods"] == "GET,POST,DELETE"
+    assert allowed.headers["Access-Control-Allow-Headers"] == "content-type"
+    refused = client.options(
+        "/token-url", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    assert handler.events == []
+
+
+def test_gateway_adds_cors_headers_to_responses_for_the_app_origin_only() -> None:
+    handler = RecordingHandler()
+    client = gateway_client(handler)
+    allowed = client.post("/token", data="token=t", headers={"Origin": APP_ORIGIN})
+    assert allowed.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    other = client.post("/token", data="token=t", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
 
 
 def test_gateway_writes_multiple_set_cookie_headers() -> None:

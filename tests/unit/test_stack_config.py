@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
@@ -14,6 +15,7 @@ from devtools.local_stack import (
     LocalStack,
     StackConfig,
     StackError,
+    isolate_from_real_aws,
     local_function_environment,
 )
 from devtools.template import function_environment, load_template
@@ -53,7 +55,10 @@ def test_settings_from_the_environment_win() -> None:
             "SOCIAL_LOGIN_BASE_URL": "https://my-app.rpxnow.com",
             "CAPTURE_BASE_URL": "https://my-app.us.janraincapture.com",
             "SOCIAL_LOGIN_API_KEY": "k" * 40,
+            "CAPTURE_CLIENT_ID": "d" * 32,
             "CAPTURE_FLOW": "myflow",
+            "CAPTURE_FLOW_VERSION": "20260101",
+            "CAPTURE_LOCALE": "en-GB",
         }
     )
     assert config.app_url == "http://localhost:5173/account"
@@ -100,3 +105,58 @@ def test_a_busy_port_is_named_before_anything_starts() -> None:
             stack.start()
         assert stack.components == []
         stack.stop()
+
+
+def test_an_empty_setting_means_its_default() -> None:
+    config = StackConfig.from_environ({"PORT": "", "APP_URL": "", "CAPTURE_FLOW": ""})
+    assert (config.port, config.app_url, config.flow) == (3000, "http://localhost:3000/demo/", "standard")
+
+
+def test_a_non_ascii_digit_port_is_refused() -> None:
+    with pytest.raises(StackError, match="PORT"):
+        StackConfig.from_environ({"PORT": "²"})
+
+
+@pytest.mark.parametrize(("name", "value"), [("APP_URL", "notaurl"), ("PUBLIC_BASE_URL", "localhost:3000")])
+def test_a_url_setting_that_is_not_a_url_is_named(name: str, value: str) -> None:
+    with pytest.raises(StackError, match=name):
+        StackConfig.from_environ({name: value})
+
+
+@pytest.mark.parametrize("given", ["SOCIAL_LOGIN_BASE_URL", "CAPTURE_BASE_URL"])
+def test_one_real_upstream_without_the_other_is_refused(given: str) -> None:
+    with pytest.raises(StackError, match="both SOCIAL_LOGIN_BASE_URL and CAPTURE_BASE_URL"):
+        StackConfig.from_environ({given: "https://my-app.example.com"})
+
+
+def test_a_real_identity_cloud_needs_its_own_key_client_and_flow() -> None:
+    with pytest.raises(StackError, match="SOCIAL_LOGIN_API_KEY, CAPTURE_CLIENT_ID") as raised:
+        StackConfig.from_environ(
+            {
+                "SOCIAL_LOGIN_BASE_URL": "https://my-app.rpxnow.com",
+                "CAPTURE_BASE_URL": "https://my-app.us.janraincapture.com",
+                "CAPTURE_FLOW": "myflow",
+            }
+        )
+    assert "CAPTURE_FLOW," not in str(raised.value)
+
+
+def test_the_demo_is_served_only_when_app_url_is_its_page() -> None:
+    assert StackConfig.from_environ({}).serves_demo
+    assert not StackConfig.from_environ({"APP_URL": "http://localhost:5173/account"}).serves_demo
+
+
+def test_the_shell_aws_settings_cannot_reach_real_aws() -> None:
+    environ = {
+        "AWS_PROFILE": "work",
+        "AWS_SESSION_TOKEN": "t",
+        "AWS_ENDPOINT_URL_DYNAMODB": "https://dynamodb.example",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
+        "PATH": "/usr/bin",
+    }
+    isolate_from_real_aws(environ)
+    assert environ == {
+        "PATH": "/usr/bin",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
