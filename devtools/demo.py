@@ -47,9 +47,9 @@ class DemoSite:
         return self.respond(request)(environ, start_response)
 
     def respond(self, request: Request) -> Response:
-        path = request.path.lstrip("/")
-        if request.script_root and not request.path:
+        if not request.environ.get("PATH_INFO"):  # /demo: the page's relative URLs need /demo/
             return Response(status=308, headers={"Location": f"{request.script_root}/"})
+        path = request.path.lstrip("/")
         if path == "config.json" and request.method == "GET":
             return _json(self.config())
         if path == "registration" and request.method == "POST":

@@ -38,6 +38,8 @@ def test_the_stack_reports_each_component_and_is_healthy(local_stack: RunningSta
     demo = requests.get(local_stack.components["demo site"], timeout=10)
     assert demo.status_code == 200
     assert "Token URL demo" in demo.text
+    bare = requests.get(local_stack.api + "/demo", allow_redirects=False, timeout=10)
+    assert (bare.status_code, bare.headers["Location"]) == (308, "/demo/")
 
 
 def test_sign_in_with_the_cross_site_token_post(local_stack: RunningStack) -> None:
