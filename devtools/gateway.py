@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -425,4 +425,4 @@ class Gateway:
         except ValueError as exc:
             _log_line("ERROR", message=f"malformed function result: {exc}", function_request_id=request_id)
             return _gateway_error(500, "Internal Server Error", request_id)
-        return HttpReply(reply.status, reply.headers, reply.body, request_id)
+        return replace(reply, function_request_id=request_id)

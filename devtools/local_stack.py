@@ -147,6 +147,12 @@ class StackConfig:
         return f"http://localhost:{self.port}"
 
     @property
+    def app_origin(self) -> str:
+        """The one origin the function accepts (and the HTTP API's CORS allows)."""
+        parts = urlsplit(self.app_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
     def demo_url(self) -> str:
         return f"{self.origin}/demo/"
 
@@ -323,13 +329,13 @@ class LocalStack:
             http_routes(template),
             SigV4Verifier(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, REGION),
             # The template allows the origin of AppUrl; here that is the local APP_URL's.
-            CorsPolicy.from_configuration(cors_configuration(template), [_origin(config.app_url)]),
+            CorsPolicy.from_configuration(cors_configuration(template), [config.app_origin]),
         )
         demo = DemoSite(
             api_base_url=config.public_base_url,
             social_login_url=config.social_login_base_url or emulator_url or "",
             emulator=emulator if config.capture_base_url is None else None,
-            app_origin=_origin(config.app_url),
+            app_origin=config.app_origin,
         )
         self._http.app = DispatcherMiddleware(gateway, {"/demo": demo}) if config.serves_demo else gateway
         self.components.append(("token URL API (local HTTP API gateway)", config.origin))
@@ -349,11 +355,6 @@ class LocalStack:
         if self._moto is not None:
             with contextlib.suppress(Exception):
                 self._moto.stop()
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _not_ready(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
