@@ -4,8 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# AWS SAM CLI in a virtual environment of its own: its pins clash with the function's (pyproject.toml).
+SAM_VENV ?= .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed-stamp
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install lint format typecheck unit integration stack e2e test run clean
+.PHONY: install lint format typecheck unit integration stack e2e deploy-checks test run validate build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(SAM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet --group sam
+	touch $(SAM_STAMP)
+
+install: $(STAMP) $(SAM_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
@@ -39,9 +50,20 @@ stack: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e
 
+# The SAM application: `sam validate --lint`, `sam build` (where a python3.13 is found), events/.
+deploy-checks: $(STAMP) $(SAM_STAMP)
+	$(BIN)/pytest tests/deploy
+
 # The README's one test command: lint, types, then every test.
-test: lint typecheck
+test: lint typecheck $(SAM_STAMP)
 	$(BIN)/pytest
+
+# `sam validate --lint` and `sam build` from the repository root (samconfig.toml names infra/template.yaml).
+validate: $(SAM_STAMP)
+	$(SAM) validate --lint
+
+build: $(SAM_STAMP) $(STAMP)
+	python_dir="$$($(BIN)/python -m devtools.sam_cli python-dir)" && PATH="$$python_dir:$$PATH" $(SAM) build
 
 # The whole service on this machine: moto, the Identity Cloud emulator, the function behind a local
 # HTTP API gateway, and the demo site. Settings from the environment (README, "Run it locally").
@@ -49,4 +71,4 @@ run: $(STAMP)
 	$(BIN)/python -m devtools.local_stack
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output

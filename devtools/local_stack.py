@@ -7,9 +7,13 @@ One process starts, in this order:
    the app, so the token POST is cross-site exactly as in Social Login's redirect flow;
 3. the function, imported with the environment the template declares (every variable resolved to
    its local value), behind a local HTTP API gateway on http://localhost:PORT, which also serves the
-   demo site under /demo/.
+   demo site under /demo/;
+4. the state the sample events in events/ need (devtools/sam_events.py), so that
+   `sam local invoke -e events/<file>.json --env-vars events/env.json` runs against this stack.
 
-It prints one line per component, serves until Ctrl-C (or SIGTERM), then stops everything.
+moto listens on PORT+1 and the emulator on PORT+2 (fixed, so events/env.json can name them), or
+on free ports when PORT is 0. It prints one line per component, serves until Ctrl-C (or SIGTERM),
+then stops everything.
 Settings come from the environment; see `StackConfig.from_environ`.
 """
 
@@ -19,10 +23,11 @@ import contextlib
 import json
 import logging
 import os
-import pathlib
 import re
 import signal
+import socket
 import sys
+import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import FrameType
@@ -56,8 +61,6 @@ from emulator import (
     serve,
 )
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-FUNCTION_DIR = REPO_ROOT / "functions" / "token_url"
 REGION = "us-east-1"
 SECRET_NAME = "token-url/social-login-api-key"  # noqa: S105 - the secret's name, not a secret
 KEY_ALIAS = "alias/token-url-credentials"
@@ -86,6 +89,10 @@ class StackError(Exception):
 @dataclass(frozen=True)
 class StackConfig:
     port: int
+    moto_port: int
+    """PORT+1, or 0 (any free port) when PORT is 0."""
+    emulator_port: int
+    """PORT+2, or 0 (any free port) when PORT is 0."""
     app_url: str
     public_base_url: str
     social_login_base_url: str | None
@@ -109,6 +116,12 @@ class StackConfig:
         if not re.fullmatch(r"[0-9]{1,5}", raw_port) or int(raw_port) > 65535:
             raise StackError(f"PORT must be a TCP port number (0 for any free port), got {raw_port!r}")
         bound = int(raw_port) if port is None else port
+        # The companions follow the requested PORT, not the bound one: PORT=0 means free ports for all.
+        companion_base = int(raw_port)
+        if companion_base + 2 > 65535:
+            raise StackError(
+                f"PORT must leave room for moto and the emulator on PORT+1 and PORT+2, got {raw_port}"
+            )
         origin = f"http://localhost:{bound}"
         social_login = setting.get("SOCIAL_LOGIN_BASE_URL")
         capture = setting.get("CAPTURE_BASE_URL")
@@ -125,6 +138,8 @@ class StackConfig:
                 raise StackError(f"with a real Identity Cloud, set {', '.join(missing)} too")
         config = cls(
             port=bound,
+            moto_port=companion_base + 1 if companion_base else 0,
+            emulator_port=companion_base + 2 if companion_base else 0,
             app_url=setting.get("APP_URL", f"{origin}/demo/"),
             public_base_url=setting.get("PUBLIC_BASE_URL", origin).rstrip("/"),
             social_login_base_url=social_login,
@@ -171,7 +186,8 @@ class LocalAws:
     endpoint_url: str
     tables: dict[str, str]
     """Environment variable name -> table name."""
-    key_arn: str
+    key_id: str
+    """The credentials key's alias: a fixed name, so events/env.json can give it too."""
 
 
 def provision_aws(endpoint_url: str, template: Mapping[str, Any], api_key: str) -> LocalAws:
@@ -191,7 +207,7 @@ def provision_aws(endpoint_url: str, template: Mapping[str, Any], api_key: str) 
     key_arn = kms.create_key(Description="token-url local credentials key")["KeyMetadata"]["Arn"]
     with contextlib.suppress(kms.exceptions.AlreadyExistsException):
         kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=key_arn)
-    return LocalAws(endpoint_url=endpoint_url, tables=tables, key_arn=key_arn)
+    return LocalAws(endpoint_url=endpoint_url, tables=tables, key_id=KEY_ALIAS)
 
 
 def local_function_environment(
@@ -213,7 +229,8 @@ def local_function_environment(
         "CAPTURE_REDIRECT_URI": config.app_url,
         "PUBLIC_BASE_URL": config.public_base_url,
         "APP_URL": config.app_url,
-        "CREDENTIALS_KEY_ID": aws.key_arn,
+        "CREDENTIALS_KEY_ID": aws.key_id,
+        "AWS_ENDPOINT_URL": aws.endpoint_url,
         **aws.tables,
     }
     environment: dict[str, str] = {}
@@ -268,6 +285,7 @@ class LocalStack:
         self._http: BaseWSGIServer | None = None
         self.config: StackConfig | None = None
         self.components: list[tuple[str, str]] = []
+        self.seeded_events: list[str] = []
         self.started = False
 
     def start(self) -> None:
@@ -284,7 +302,10 @@ class LocalStack:
         template = load_template()
         isolate_from_real_aws(os.environ)
 
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        # moto's server thread dies silently on a busy port (and start() then waits forever): check first.
+        # The emulator's server would exit the process instead of raising.
+        _ensure_free(config.moto_port, "moto")
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=config.moto_port, verbose=False)
         self._moto.start()
         moto_host, moto_port = self._moto.get_host_and_port()
         aws_endpoint = f"http://{moto_host}:{moto_port}"
@@ -302,14 +323,13 @@ class LocalStack:
                 # As the Social Login dashboard's domain allow list would: only this API's host.
                 token_url_domains=[urlsplit(config.public_base_url).hostname or "localhost"],
             )
-            self._emulator_server = serve(emulator, "127.0.0.1", 0)
+            _ensure_free(config.emulator_port, "the emulator")
+            self._emulator_server = serve(emulator, "127.0.0.1", config.emulator_port)
             self.components.append(("Identity Cloud emulator", self._emulator_server.url))
         emulator_url = self._emulator_server.url if self._emulator_server else None
 
         os.environ.update(process_environment(aws_endpoint))
         os.environ.update(local_function_environment(template, config, aws, emulator_url))
-        if str(FUNCTION_DIR) not in sys.path:
-            sys.path.insert(0, str(FUNCTION_DIR))
         from settings import ConfigurationError  # noqa: PLC0415 - the function's modules, once on the path
 
         try:
@@ -341,6 +361,8 @@ class LocalStack:
         self.components.append(("token URL API (local HTTP API gateway)", config.origin))
         if config.serves_demo:
             self.components.append(("demo site", config.demo_url))
+        if emulator is not None and config.capture_base_url is None:
+            self.seeded_events = seed_sample_events(aws, emulator, app.settings.token_endpoint)
         self.started = True
 
     def serve_forever(self) -> None:
@@ -355,6 +377,43 @@ class LocalStack:
         if self._moto is not None:
             with contextlib.suppress(Exception):
                 self._moto.stop()
+
+
+def seed_sample_events(aws: LocalAws, emulator: IdentityCloudEmulator, token_endpoint: str) -> list[str]:
+    """Create, in moto and the emulator, the state every file in events/ needs (devtools/sam_events.py)."""
+    # The function's modules (sam_events uses them too) are imported only once its environment is set,
+    # as in a Lambda init: their Logger and Metrics read it when they are created.
+    from devtools.sam_events import EventWorld, seed  # noqa: PLC0415
+    from store import NonceStore, SessionStore  # noqa: PLC0415
+    from vault import Vault  # noqa: PLC0415
+
+    session = boto3.session.Session(
+        aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+        aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+        region_name=REGION,
+    )
+    dynamodb = session.client("dynamodb", endpoint_url=aws.endpoint_url)
+    world = EventWorld(
+        emulator=emulator,
+        nonces=NonceStore(client=dynamodb, table=aws.tables["NONCES_TABLE"]),
+        sessions=SessionStore(client=dynamodb, table=aws.tables["SESSIONS_TABLE"]),
+        vault=Vault(kms_client=session.client("kms", endpoint_url=aws.endpoint_url), key_id=aws.key_id),
+        token_endpoint=token_endpoint,
+        now=int(time.time()),
+    )
+    return seed(world)
+
+
+def _ensure_free(port: int, component: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StackError(
+                f"cannot listen on port {port} for {component}; set PORT to another base"
+            ) from exc
 
 
 def _not_ready(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
@@ -383,6 +442,12 @@ def main() -> int:
     for name, url in stack.components:
         print(f"{name:<40} {url}", flush=True)
     assert stack.config is not None
+    if stack.seeded_events:
+        print(
+            f"{'sample events (sam local invoke)':<40} events/*.json: {len(stack.seeded_events)} seeded, "
+            "each good for one run per start",
+            flush=True,
+        )
     print(f"ready: open {stack.config.app_url} in a browser (Ctrl-C stops the stack)", flush=True)
     try:
         stack.serve_forever()

@@ -215,8 +215,12 @@ class IdentityCloudEmulator:
         access_credentials: dict[str, Any] | None = None,
         *,
         ttl_seconds: float | None = None,
+        token: str | None = None,
     ) -> str:
         """Issue a 40-hex-char Social Login token bound to ``token_url`` (as after a provider sign-in).
+
+        ``token`` gives the token a known value (the files in events/ carry fixed tokens); it replaces
+        an earlier token of that value.
 
         ``provider`` defaults to the one of the identifier's host ("Google" if there is no identifier either);
         ``profile``/``access_credentials`` default to provider-specific values shaped like seed 002.
@@ -238,7 +242,7 @@ class IdentityCloudEmulator:
         if access_credentials is None:
             access_credentials = default_access_credentials(identifier, provider)
         ttl = self.token_ttl_seconds if ttl_seconds is None else ttl_seconds
-        token = secrets.token_hex(20)
+        token = token or secrets.token_hex(20)
         with self._lock:
             self._tokens[token] = _SocialToken(
                 token=token,
@@ -268,9 +272,9 @@ class IdentityCloudEmulator:
                 return "expired"
             return "read" if t.read_by_auth_info else "fresh"
 
-    def mint_access_token(self, user_id: str, expires_in: float = 3600) -> str:
-        """A Registration (Capture) access token for ``user_id``."""
-        token = "".join(secrets.choice(_REQUEST_ID_ALPHABET) for _ in range(24))
+    def mint_access_token(self, user_id: str, expires_in: float = 3600, *, token: str | None = None) -> str:
+        """A Registration (Capture) access token for ``user_id`` (of the value ``token``, if given)."""
+        token = token or "".join(secrets.choice(_REQUEST_ID_ALPHABET) for _ in range(24))
         with self._lock:
             self._access_tokens[token] = _AccessToken(user_id=user_id, expires_at=self.clock() + expires_in)
         return token

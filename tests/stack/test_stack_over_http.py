@@ -12,6 +12,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from devtools.sam_events import load_events
 from emulator import DEFAULT_API_KEY
 from tests.stack_support import HttpBrowser, RunningStack, outcome, port_is_closed, start_stack
 
@@ -234,3 +235,20 @@ def test_signing_out_before_the_token_arrives_ends_the_link_with_session_expired
     assert outcome(browser.post_token(post)) == {"error": "session_expired"}
     links = requests.get(f"{local_stack.emulator}/_emulator/links", params={"user_id": account}, timeout=10)
     assert links.json()["identifiers"] == []
+
+
+def test_make_run_seeds_the_state_of_the_sample_events(local_stack: RunningStack) -> None:
+    # The sign-in event's request, sent over HTTP as `sam local invoke` would hand it to the function.
+    sample = load_events()["token-sign-in"]
+    reply = requests.post(
+        f"{local_stack.api}/token?{sample.event['rawQueryString']}",
+        data=sample.body,
+        headers={
+            "Content-Type": sample.event["headers"]["content-type"],
+            "Cookie": "; ".join(sample.event["cookies"]),
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert reply.status_code == 303, reply.text
+    assert outcome(reply) == {"result": "signed_in"}

@@ -28,7 +28,7 @@ LOCAL_AWS = LocalAws(
         "NONCES_TABLE": "NoncesTable",
         "IDEMPOTENCY_TABLE": "IdempotencyTable",
     },
-    key_arn="arn:aws:kms:us-east-1:123456789012:key/local",
+    key_id=KEY_ALIAS,
 )
 
 
@@ -44,34 +44,48 @@ def test_defaults_put_the_app_and_the_api_on_localhost() -> None:
 def test_the_bound_port_replaces_port_zero() -> None:
     config = StackConfig.from_environ({"PORT": "0"}, port=41234)
     assert config.public_base_url == "http://localhost:41234"
+    assert (config.moto_port, config.emulator_port) == (0, 0)  # free ports too, not 41235 and 41236
 
 
-def test_settings_from_the_environment_win() -> None:
-    config = StackConfig.from_environ(
-        {
-            "PORT": "8080",
-            "APP_URL": "http://localhost:5173/account",
-            "PUBLIC_BASE_URL": "http://localhost:8080/",
-            "SOCIAL_LOGIN_BASE_URL": "https://my-app.rpxnow.com",
-            "CAPTURE_BASE_URL": "https://my-app.us.janraincapture.com",
-            "SOCIAL_LOGIN_API_KEY": "k" * 40,
-            "CAPTURE_CLIENT_ID": "d" * 32,
-            "CAPTURE_FLOW": "myflow",
-            "CAPTURE_FLOW_VERSION": "20260101",
-            "CAPTURE_LOCALE": "en-GB",
-        }
+def test_moto_and_the_emulator_follow_port() -> None:
+    # Fixed, so that events/env.json can name them for `sam local invoke`.
+    assert (StackConfig.from_environ({}).moto_port, StackConfig.from_environ({}).emulator_port) == (
+        3001,
+        3002,
     )
-    assert config.app_url == "http://localhost:5173/account"
-    assert config.public_base_url == "http://localhost:8080"
-    assert config.api_key == "k" * 40
-    assert config.flow == "myflow"
-    assert not config.needs_emulator
+    config = StackConfig.from_environ({"PORT": "8080"}, port=8080)
+    assert (config.moto_port, config.emulator_port) == (8081, 8082)
+    with pytest.raises(StackError, match=r"PORT\+1"):
+        StackConfig.from_environ({"PORT": "65534"})
 
 
-@pytest.mark.parametrize("port", ["http", "-1", "70000"])
-def test_a_bad_port_is_named(port: str) -> None:
-    with pytest.raises(StackError, match="PORT"):
-        StackConfig.from_environ({"PORT": port})
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(("component", "offset"), [("moto", 1), ("the emulator", 2)])
+def test_a_busy_companion_port_is_named(component: str, offset: int) -> None:
+    for _ in range(50):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            taken = busy.getsockname()[1]
+            base = taken - offset
+            if not all(_free(base + other) for other in range(offset)):
+                continue  # PORT (or moto's port, below the emulator's) is busy too: try another
+            stack = LocalStack({"PORT": str(base)})
+            try:
+                with pytest.raises(StackError, match=f"cannot listen on port {taken} for {component}"):
+                    stack.start()
+            finally:
+                stack.stop()
+            return
+    pytest.fail("found no free PORT below a busy port in 50 tries")
 
 
 def test_every_variable_of_the_template_gets_a_local_value() -> None:
@@ -81,7 +95,8 @@ def test_every_variable_of_the_template_gets_a_local_value() -> None:
     assert set(environment) == set(function_environment(template))
     assert environment["SOCIAL_LOGIN_BASE_URL"] == environment["CAPTURE_BASE_URL"] == "http://127.0.0.1:9999"
     assert environment["SOCIAL_LOGIN_API_KEY_SECRET"] == SECRET_NAME
-    assert environment["CREDENTIALS_KEY_ID"] == LOCAL_AWS.key_arn
+    assert environment["CREDENTIALS_KEY_ID"] == KEY_ALIAS
+    assert environment["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
     assert environment["SESSIONS_TABLE"] == "SessionsTable"
     assert environment["POWERTOOLS_SERVICE_NAME"] == "token-url"
     assert KEY_ALIAS.startswith("alias/")

@@ -43,6 +43,8 @@ FUNCTION_ENV = {
     "NONCES_TABLE",
     "IDEMPOTENCY_TABLE",
     "CREDENTIALS_KEY_ID",
+    # Read by botocore, not Settings; absent when deployed (test_local_aws_endpoint_is_absent_when_deployed).
+    "AWS_ENDPOINT_URL",
 }
 GLOBAL_ENV = {
     "POWERTOOLS_SERVICE_NAME": "token-url",
@@ -182,7 +184,11 @@ def test_function_environment_values(template: dict[str, Any]) -> None:
     env = tpl.function_environment(template)
     assert env["SOCIAL_LOGIN_API_KEY_SECRET"] == {"Ref": "SocialLoginApiKeySecretArn"}
     assert env["PUBLIC_BASE_URL"] == {
-        "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+        "Fn::If": [
+            "HasApiDomain",
+            {"Fn::Sub": "https://${ApiDomainName}"},
+            {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"},
+        ]
     }
     assert env["CREDENTIALS_KEY_ID"] == {"Fn::GetAtt": ["CredentialsKey", "Arn"]}
     parameters = template["Parameters"]
@@ -489,6 +495,16 @@ def test_secret_is_passed_by_arn(template: dict[str, Any]) -> None:
         ("CaptureLocale", "en-US", "english"),
         ("CaptureRedirectUri", "https://app.example.com/", "javascript:alert(1)"),
         ("AppUrl", "https://app.example.com", "http://app.example.com"),
+        ("ApiDomainName", "api.example.com", "https://api.example.com"),
+        ("ApiDomainName", "", "API.example.com"),
+        (
+            "ApiCertificateArn",
+            "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012",
+            "arn:aws:iam::123456789012:server-certificate/x",
+        ),
+        ("ApiHostedZoneId", "Z0123456789ABCDEFGHIJ", "example.com"),
+        ("LocalAwsEndpointUrl", "http://127.0.0.1:3001", "https://dynamodb.us-east-1.amazonaws.com"),
+        ("LocalAwsEndpointUrl", "", "http://attacker.example:3001"),
     ],
 )
 def test_parameter_patterns(template: dict[str, Any], parameter: str, good: str, bad: str) -> None:
@@ -530,9 +546,15 @@ def test_alarms(template: dict[str, Any]) -> None:
 
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
-    base = function(template)["Environment"]["Variables"]["PUBLIC_BASE_URL"]["Fn::Sub"]
-    assert outputs["ApiBaseUrl"]["Value"] == {"Fn::Sub": base}
-    assert outputs["TokenUrlEndpoint"]["Value"] == {"Fn::Sub": f"{base}/token"}
+    condition, custom, default = function(template)["Environment"]["Variables"]["PUBLIC_BASE_URL"]["Fn::If"]
+    assert outputs["ApiBaseUrl"]["Value"] == {"Fn::If": [condition, custom, default]}
+    assert outputs["TokenUrlEndpoint"]["Value"] == {
+        "Fn::If": [
+            condition,
+            {"Fn::Sub": custom["Fn::Sub"] + "/token"},
+            {"Fn::Sub": default["Fn::Sub"] + "/token"},
+        ]
+    }
     assert outputs["SessionsTableName"]["Value"] == {"Ref": "SessionsTable"}
     assert outputs["NoncesTableName"]["Value"] == {"Ref": "NoncesTable"}
     assert outputs["IdempotencyTableName"]["Value"] == {"Ref": "IdempotencyTable"}
@@ -568,7 +590,7 @@ def test_template_environment_matches_what_the_code_reads(template: dict[str, An
     from settings import Settings  # noqa: PLC0415 - the function's own module, on the test path
 
     own = set(function(template)["Environment"]["Variables"])
-    read_by_code = {name.upper() for name in Settings.model_fields}
+    read_by_code = {name.upper() for name in Settings.model_fields} | {"AWS_ENDPOINT_URL"}  # botocore's
     required_by_code = {name.upper() for name, field in Settings.model_fields.items() if field.is_required()}
     assert required_by_code <= own, "a required setting is missing from the template"
     assert own <= read_by_code, "the template sets a variable the code never reads"
@@ -585,3 +607,46 @@ def test_cors_allows_only_the_app_origin_with_credentials(template: dict[str, An
         ]
     }
     assert set(cors["AllowMethods"]) == {"GET", "POST", "DELETE"}
+
+
+# ---------------------------------------------------------------- custom domain, sam local
+
+
+def test_local_aws_endpoint_is_absent_when_deployed(template: dict[str, Any]) -> None:
+    env = tpl.function_environment(template)
+    assert env["AWS_ENDPOINT_URL"] == {
+        "Fn::If": ["UsesLocalAws", {"Ref": "LocalAwsEndpointUrl"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template["Conditions"]["UsesLocalAws"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "LocalAwsEndpointUrl"}, ""]}]
+    }
+    assert template["Parameters"]["LocalAwsEndpointUrl"]["Default"] == ""
+
+
+def test_custom_domain_is_optional_and_maps_the_api(template: dict[str, Any]) -> None:
+    assert {"ApiDomainName", "ApiCertificateArn", "ApiHostedZoneId"} <= set(template["Parameters"])
+    for name in ("ApiDomainName", "ApiCertificateArn", "ApiHostedZoneId"):
+        assert template["Parameters"][name]["Default"] == ""
+    domain, mapping, record = (
+        resources(template)[name] for name in ("ApiDomain", "ApiDomainMapping", "ApiDomainRecord")
+    )
+    assert domain["Condition"] == mapping["Condition"] == "HasApiDomain"
+    assert record["Condition"] == "HasApiDnsRecord"
+    assert domain["Properties"]["DomainNameConfigurations"] == [
+        {
+            "CertificateArn": {"Ref": "ApiCertificateArn"},
+            "EndpointType": "REGIONAL",
+            "SecurityPolicy": "TLS_1_2",
+        }
+    ]
+    assert mapping["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+    assert mapping["Properties"]["Stage"] == "$default"
+    assert record["Properties"]["AliasTarget"]["DNSName"] == {
+        "Fn::GetAtt": ["ApiDomain", "RegionalDomainName"]
+    }
+    # A domain without its certificate (or the reverse) is refused before anything is created.
+    rules = template["Rules"]
+    assert {rule["RuleCondition"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"] for rule in rules.values()} == {
+        "ApiDomainName",
+        "ApiCertificateArn",
+    }
