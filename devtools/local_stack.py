@@ -27,7 +27,6 @@ import re
 import signal
 import socket
 import sys
-import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import FrameType
@@ -361,7 +360,7 @@ class LocalStack:
         self.components.append(("token URL API (local HTTP API gateway)", config.origin))
         if config.serves_demo:
             self.components.append(("demo site", config.demo_url))
-        if emulator is not None and config.capture_base_url is None:
+        if emulator is not None:
             self.seeded_events = seed_sample_events(aws, emulator, app.settings.token_endpoint)
         self.started = True
 
@@ -384,22 +383,20 @@ def seed_sample_events(aws: LocalAws, emulator: IdentityCloudEmulator, token_end
     # The function's modules (sam_events uses them too) are imported only once its environment is set,
     # as in a Lambda init: their Logger and Metrics read it when they are created.
     from devtools.sam_events import EventWorld, seed  # noqa: PLC0415
-    from store import NonceStore, SessionStore  # noqa: PLC0415
-    from vault import Vault  # noqa: PLC0415
 
     session = boto3.session.Session(
         aws_access_key_id=LOCAL_ACCESS_KEY_ID,
         aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
         region_name=REGION,
     )
-    dynamodb = session.client("dynamodb", endpoint_url=aws.endpoint_url)
-    world = EventWorld(
+    world = EventWorld.connect(
+        dynamodb=session.client("dynamodb", endpoint_url=aws.endpoint_url),
+        kms=session.client("kms", endpoint_url=aws.endpoint_url),
+        nonces_table=aws.tables["NONCES_TABLE"],
+        sessions_table=aws.tables["SESSIONS_TABLE"],
+        key_id=aws.key_id,
         emulator=emulator,
-        nonces=NonceStore(client=dynamodb, table=aws.tables["NONCES_TABLE"]),
-        sessions=SessionStore(client=dynamodb, table=aws.tables["SESSIONS_TABLE"]),
-        vault=Vault(kms_client=session.client("kms", endpoint_url=aws.endpoint_url), key_id=aws.key_id),
         token_endpoint=token_endpoint,
-        now=int(time.time()),
     )
     return seed(world)
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from emulator import PROVIDERS, IdentityCloudEmulator
@@ -24,6 +25,10 @@ from models import Intent, NonceRecord, SessionRecord
 from secure_values import digest
 from store import NonceStore, SessionStore
 from vault import Vault
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kms import KMSClient
 
 EVENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "events"
 ENV_FILE = EVENTS_DIR / "env.json"
@@ -104,7 +109,36 @@ class EventWorld:
     """PUBLIC_BASE_URL/token: Social Login tokens are issued for this URL plus the one-time value."""
     now: int
 
-    def one_time_value(self, event: SampleEvent, intent: Intent, *, session: str | None = None) -> None:
+    @classmethod
+    def connect(
+        cls,
+        *,
+        dynamodb: DynamoDBClient,
+        kms: KMSClient,
+        nonces_table: str,
+        sessions_table: str,
+        key_id: str,
+        emulator: IdentityCloudEmulator,
+        token_endpoint: str,
+    ) -> EventWorld:
+        """The world of a function whose tables and key are these, now."""
+        return cls(
+            emulator=emulator,
+            nonces=NonceStore(client=dynamodb, table=nonces_table),
+            sessions=SessionStore(client=dynamodb, table=sessions_table),
+            vault=Vault(kms_client=kms, key_id=key_id),
+            token_endpoint=token_endpoint,
+            now=int(time.time()),
+        )
+
+    def one_time_value(
+        self,
+        event: SampleEvent,
+        intent: Intent,
+        *,
+        session: str | None = None,
+        consumed_by: str | None = None,
+    ) -> None:
         self.nonces.put(
             NonceRecord(
                 pk=digest("nonce", event.nonce),
@@ -113,6 +147,7 @@ class EventWorld:
                 session=session,
                 created_at=self.now,
                 expires_at=self.now + SEEDED_LIFETIME_SECONDS,
+                consumed_by=consumed_by,
             )
         )
 
@@ -156,18 +191,12 @@ def _link_ready(world: EventWorld, event: SampleEvent) -> None:
     world.social_token(event, LINK_IDENTIFIER)
 
 
+EARLIER_ATTEMPT = digest("attempt", "an earlier submission")
+
+
 def _sign_in_already_used(world: EventWorld, event: SampleEvent) -> None:
     """The one-time value was spent by an earlier submission; the token itself would still be good."""
-    world.nonces.put(
-        NonceRecord(
-            pk=digest("nonce", event.nonce),
-            intent=Intent.SIGN_IN,
-            browser=digest("browser", event.required_cookie(BROWSER_COOKIE)),
-            created_at=world.now,
-            expires_at=world.now + SEEDED_LIFETIME_SECONDS,
-            consumed_by=digest("attempt", "an earlier submission"),
-        )
-    )
+    world.one_time_value(event, Intent.SIGN_IN, consumed_by=EARLIER_ATTEMPT)
     world.social_token(event, SIGN_IN_IDENTIFIER)
 
 

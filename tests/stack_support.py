@@ -52,12 +52,20 @@ class RunningStack:
         parts = urlsplit(self.app_url)
         return f"{parts.scheme}://{parts.netloc}"
 
-    def output_after(self, mark: int, settle_seconds: float = 0.3) -> list[str]:
-        """Lines written since `len(output)` was `mark`, once the stack has been quiet for a moment."""
+    def _settled(self, settle_seconds: float) -> int:
         last = -1
         while last != len(self.output):
             last = len(self.output)
             time.sleep(settle_seconds)
+        return last
+
+    def mark(self, settle_seconds: float = 0.3) -> int:
+        """A position in `output` after every line of earlier requests (the gateway logs after replying)."""
+        return self._settled(settle_seconds)
+
+    def output_after(self, mark: int, settle_seconds: float = 0.3) -> list[str]:
+        """Lines written since `mark`, once the stack has been quiet for a moment."""
+        self._settled(settle_seconds)
         return self.output[mark:]
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:

@@ -1,8 +1,9 @@
 """events/: every file is an HTTP API 2.0 event that gives, through lambda_handler, the outcome its name says.
 
-The handler here is configured exactly as `sam local invoke --env-vars events/env.json` would configure
-it (a second copy of the function's app module, loaded with env.json's values), with only the two
-addresses changed: moto runs in-process, and the emulator on a free port. Each test seeds every
+The handler here is configured as `sam local invoke --env-vars events/env.json` would configure it (a
+second copy of the function's app module, loaded with env.json's values), except where AWS and
+Identity Cloud are: moto runs in-process (no AWS_ENDPOINT_URL), and the emulator on a free port (both
+upstream URLs). Each test seeds every
 event's state with devtools/sam_events.py, as `make run` does, then runs one event.
 """
 
@@ -13,7 +14,6 @@ import importlib.util
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -26,6 +26,7 @@ from devtools import FUNCTION_DIR
 from devtools.local_stack import KEY_ALIAS, LocalAws, StackConfig, local_function_environment
 from devtools.sam_cli import sam_environment, sam_executable
 from devtools.sam_events import (
+    EARLIER_ATTEMPT,
     ENV_FILE,
     LINK_IDENTIFIER,
     REGISTRATION_USER_ID,
@@ -37,10 +38,10 @@ from devtools.sam_events import (
 )
 from devtools.template import FUNCTION_ID, function_environment, table_env_vars
 from emulator import DEFAULT_API_KEY, EmulatorServer, IdentityCloudEmulator, serve
-from store import NonceStore, SessionStore
+from models import Intent
+from secure_values import digest
 from tests.conftest import SECRET_NAME, Aws
 from tests.support import FakeLambdaContext
-from vault import Vault
 
 # Every event file, and the test below that checks its outcome.
 EVENT_NAMES = {
@@ -111,13 +112,14 @@ def world(aws: Aws, sam_local_app: ModuleType, events_emulator: IdentityCloudEmu
     aws.secrets.put_secret_value(SecretId=SECRET_NAME, SecretString=DEFAULT_API_KEY)
     sam_local_app.api_key_source.clear_cache()
     settings = sam_local_app.settings
-    world = EventWorld(
+    world = EventWorld.connect(
+        dynamodb=aws.dynamodb,
+        kms=aws.kms,
+        nonces_table=settings.nonces_table,
+        sessions_table=settings.sessions_table,
+        key_id=settings.credentials_key_id,
         emulator=events_emulator,
-        nonces=NonceStore(client=aws.dynamodb, table=settings.nonces_table),
-        sessions=SessionStore(client=aws.dynamodb, table=settings.sessions_table),
-        vault=Vault(kms_client=aws.kms, key_id=settings.credentials_key_id),
         token_endpoint=settings.token_endpoint,
-        now=int(time.time()),
     )
     seed(world)
     return world
@@ -285,12 +287,24 @@ def test_token_link_links(
 
 
 def test_token_replayed_is_refused_without_calling_social_login(
-    sam_local_app: ModuleType, world: EventWorld, events_emulator: IdentityCloudEmulator
+    sam_local_app: ModuleType, world: EventWorld, events_emulator: IdentityCloudEmulator, aws: Aws
 ) -> None:
+    sample = load_events()["token-replayed"]
+    # The seeded one-time value is this event's, and an earlier attempt spent it.
+    item = aws.dynamodb.get_item(TableName="NoncesTable", Key={"pk": {"S": digest("nonce", sample.nonce)}})
+    assert item["Item"]["consumed_by"] == {"S": EARLIER_ATTEMPT}
     reply = invoke(sam_local_app, "token-replayed")
     assert redirect_query(reply) == {"error": ["token_url_invalid"]}
     assert set_cookies(reply) == {}
     assert events_emulator.calls_to("auth_info") == []
+
+
+def test_the_replayed_event_signs_in_while_its_one_time_value_is_unspent(
+    sam_local_app: ModuleType, world: EventWorld
+) -> None:
+    # The control of the test above: spending the value is the only reason that event is refused.
+    world.one_time_value(load_events()["token-replayed"], Intent.SIGN_IN)
+    assert redirect_query(invoke(sam_local_app, "token-replayed")) == {"result": ["signed_in"]}
 
 
 @pytest.mark.parametrize("name", ["token-missing-token", "token-wrong-content-type"])

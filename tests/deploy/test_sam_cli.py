@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 from typing import Any
 
@@ -51,7 +52,10 @@ def test_sam_validate_lint_is_clean() -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert f"{TEMPLATE} is a valid SAM Template" in output
-    assert "W" not in {line[:1] for line in output.splitlines()}, output
+    assert not LINT_FINDING.search(output), output
+
+
+LINT_FINDING = re.compile(r"\[\[[EWI]\d{4}")  # how `sam validate --lint` prints a cfn-lint finding
 
 
 def test_sam_validate_lint_reports_a_warning(tmp_path: pathlib.Path) -> None:
@@ -65,6 +69,7 @@ def test_sam_validate_lint_reports_a_warning(tmp_path: pathlib.Path) -> None:
     )
     result = validate(broken)
     assert result.returncode != 0
+    assert LINT_FINDING.search(result.stdout + result.stderr)
     assert "W3005" in result.stdout + result.stderr
 
 
@@ -91,14 +96,29 @@ def artifact(python313: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) 
     return work / "build" / FUNCTION_ID
 
 
-def test_find_python_finds_a_real_313(python313: pathlib.Path) -> None:
-    reply = subprocess.run(  # noqa: S603
-        [str(python313), "-c", "import sys; print(sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=True,
+def _fake_python(path: pathlib.Path, version: str, *, works: bool = True) -> pathlib.Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = (
+        f'echo {version}; echo "{path}"'
+        if works
+        else 'echo "pyenv: python3.13: command not found" >&2; exit 127'
     )
-    assert reply.stdout.strip() == "(3, 13)"
+    path.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def test_find_python_passes_over_a_shim_that_does_not_run_313(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pyenv's shim is on PATH but 3.13 is not selected; the real interpreter is under PYENV_ROOT.
+    shim = _fake_python(tmp_path / "shims" / "python3.13", "3.13", works=False)
+    real = _fake_python(tmp_path / "pyenv" / "versions" / "3.13.0" / "bin" / "python3.13", "3.13")
+    _fake_python(tmp_path / "pyenv" / "versions" / "3.12.9" / "bin" / "python3.12", "3.12")
+    monkeypatch.setenv("PATH", f"{shim.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert find_python("3.13") == real
 
 
 def test_artifact_holds_the_function_and_its_pinned_dependencies(artifact: pathlib.Path) -> None:

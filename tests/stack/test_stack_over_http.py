@@ -119,7 +119,7 @@ def access_lines(lines: list[str]) -> list[dict[str, object]]:
 
 
 def test_the_gateway_answers_unknown_routes_itself(local_stack: RunningStack) -> None:
-    mark = len(local_stack.output)
+    mark = local_stack.mark()
     for method, path in [("GET", "/token"), ("GET", "/nope"), ("PUT", "/session")]:
         reply = requests.request(method, local_stack.api + path, timeout=10)
         assert (reply.status_code, reply.json()) == (404, {"message": "Not Found"})
@@ -164,7 +164,7 @@ def test_credentials_need_a_valid_sigv4_signature(local_stack: RunningStack) -> 
 
 
 def test_logs_are_json_lines_without_secrets(local_stack: RunningStack) -> None:
-    mark = len(local_stack.output)
+    mark = local_stack.mark()
     browser, stranger = HttpBrowser(local_stack), HttpBrowser(local_stack)
     identity = unique("grace")
     browser.social("sign_in", "google", identity)

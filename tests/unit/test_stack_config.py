@@ -47,6 +47,34 @@ def test_the_bound_port_replaces_port_zero() -> None:
     assert (config.moto_port, config.emulator_port) == (0, 0)  # free ports too, not 41235 and 41236
 
 
+def test_settings_from_the_environment_win() -> None:
+    config = StackConfig.from_environ(
+        {
+            "PORT": "8080",
+            "APP_URL": "http://localhost:5173/account",
+            "PUBLIC_BASE_URL": "http://localhost:8080/",
+            "SOCIAL_LOGIN_BASE_URL": "https://my-app.rpxnow.com",
+            "CAPTURE_BASE_URL": "https://my-app.us.janraincapture.com",
+            "SOCIAL_LOGIN_API_KEY": "k" * 40,
+            "CAPTURE_CLIENT_ID": "d" * 32,
+            "CAPTURE_FLOW": "myflow",
+            "CAPTURE_FLOW_VERSION": "20260101",
+            "CAPTURE_LOCALE": "en-GB",
+        }
+    )
+    assert config.app_url == "http://localhost:5173/account"
+    assert config.public_base_url == "http://localhost:8080"
+    assert config.api_key == "k" * 40
+    assert config.flow == "myflow"
+    assert not config.needs_emulator
+
+
+@pytest.mark.parametrize("port", ["http", "-1", "70000"])
+def test_a_bad_port_is_named(port: str) -> None:
+    with pytest.raises(StackError, match="PORT"):
+        StackConfig.from_environ({"PORT": port})
+
+
 def test_moto_and_the_emulator_follow_port() -> None:
     # Fixed, so that events/env.json can name them for `sam local invoke`.
     assert (StackConfig.from_environ({}).moto_port, StackConfig.from_environ({}).emulator_port) == (
