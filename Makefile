@@ -35,7 +35,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy functions/token_url devtools emulator
+	$(BIN)/mypy functions/token_url devtools emulator importer
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -466,6 +466,8 @@ class IdentityCloudEmulator:
                 return Response(b"", status=500)
             case FaultKind.SERVICE_UNAVAILABLE:
                 return self._social_login_error(-1, "Service temporarily unavailable")
+            case FaultKind.SOCIAL_LOGIN_ERROR:
+                return self._social_login_error(fault.code, "Error injected by the emulator")
             case FaultKind.CAPTURE_ERROR:
                 return self._capture_error(fault.code, fault.error, fault.description)
         raise AssertionError(f"unhandled fault {fault.kind}")  # pragma: no cover

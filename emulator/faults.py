@@ -22,6 +22,8 @@ class FaultKind(StrEnum):
     """Close the connection without a response (TCP RST)."""
     SERVICE_UNAVAILABLE = "service_unavailable"
     """Social Login envelope ``{"stat":"fail","err":{"code":-1,...}}``."""
+    SOCIAL_LOGIN_ERROR = "social_login_error"
+    """Social Login envelope ``{"stat":"fail","err":{"code":<code>,...}}`` with HTTP 400."""
     CAPTURE_ERROR = "capture_error"
     """Capture envelope (HTTP 200, ``stat: error``) with the given code/error/description."""
 
@@ -68,6 +70,10 @@ class Fault:
     @classmethod
     def service_unavailable(cls, times: int | None = 1) -> Fault:
         return cls(FaultKind.SERVICE_UNAVAILABLE, times=times)
+
+    @classmethod
+    def social_login_error(cls, code: int, times: int | None = 1) -> Fault:
+        return cls(FaultKind.SOCIAL_LOGIN_ERROR, times=times, code=code)
 
     @classmethod
     def capture_error(

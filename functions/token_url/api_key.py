@@ -13,6 +13,22 @@ from errors import ConfigurationProblem, ServiceUnavailable
 SECRETS_MANAGER = "secretsmanager"
 
 
+def parse_api_key(value: object, *, source: str = SECRETS_MANAGER) -> str:
+    """The apiKey in a value: the bare key, or JSON {"apiKey": "..."} (the console's key/value form)."""
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text).get("apiKey")
+        except (ValueError, AttributeError):
+            parsed = None
+        text = parsed if isinstance(parsed, str) else ""
+    if not text or not text.isalnum():
+        holder = "the secret" if source == SECRETS_MANAGER else source
+        raise ConfigurationProblem(source, f'{holder} is neither an apiKey nor {{"apiKey": ...}}')
+    return text
+
+
 class ApiKeySource:
     """Callable returning the apiKey; one GetSecretValue per container per `max_age` seconds."""
 
@@ -26,22 +42,7 @@ class ApiKeySource:
             value = self._provider.get(self._secret_id, max_age=self._max_age)
         except GetParameterError:
             raise ServiceUnavailable(SECRETS_MANAGER, "the apiKey secret could not be read") from None
-        return self._parse(value)
-
-    @staticmethod
-    def _parse(value: object) -> str:
-        # The secret is either the bare apiKey or JSON {"apiKey": "..."} (the console's key/value form).
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        text = text.strip()
-        if text.startswith("{"):
-            try:
-                parsed = json.loads(text).get("apiKey")
-            except (ValueError, AttributeError):
-                parsed = None
-            text = parsed if isinstance(parsed, str) else ""
-        if not text or not text.isalnum():
-            raise ConfigurationProblem(SECRETS_MANAGER, 'the secret is neither an apiKey nor {"apiKey": ...}')
-        return text
+        return parse_api_key(value)
 
     def clear_cache(self) -> None:
         self._provider.clear_cache()  # type: ignore[no-untyped-call]

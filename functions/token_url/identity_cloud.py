@@ -18,7 +18,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from errors import CaptureError, ServiceUnavailable, SocialLoginError
+from errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
 from models import AuthInfo
 from observability import logger, traced
 from secure_values import fingerprint
@@ -90,15 +90,16 @@ class IdentityCloudClient:
         self,
         *,
         social_login_base_url: str,
-        capture_base_url: str,
-        capture_flow: CaptureFlow,
         api_key: Callable[[], str],
         http: requests.Session,
         timeout: tuple[float, float],
+        capture_base_url: str | None = None,
+        capture_flow: CaptureFlow | None = None,
         seconds_left: Callable[[], float | None] = lambda: None,
     ) -> None:
+        """`capture_base_url` and `capture_flow` are needed only to link (the importer only stores tokens)."""
         self._social_login_base_url = social_login_base_url.rstrip("/")
-        self._capture_base_url = capture_base_url.rstrip("/")
+        self._capture_base_url = capture_base_url.rstrip("/") if capture_base_url else None
         self._capture_flow = capture_flow
         self._api_key = api_key
         self._http = http
@@ -156,6 +157,8 @@ class IdentityCloudClient:
 
     def link_account_native(self, *, token: str, access_token: str) -> None:
         flow = self._capture_flow
+        if flow is None or self._capture_base_url is None:
+            raise ConfigurationProblem(CAPTURE, "this client has no Capture settings")
         body = {
             "client_id": flow.client_id,
             "flow": flow.flow,

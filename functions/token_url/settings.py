@@ -43,6 +43,11 @@ def _absolute_url(value: str, *, allow_path: bool) -> str:
     return value.rstrip("/") if not allow_path else value
 
 
+def base_url(value: str) -> str:
+    """An Identity Cloud or API base URL, checked as the function checks its own (and the importer)."""
+    return _absolute_url(value, allow_path=False)
+
+
 class Settings(BaseModel):
     """Every setting of the function. Field names are the environment variable names, lower-cased."""
 
@@ -72,7 +77,7 @@ class Settings(BaseModel):
     @field_validator("social_login_base_url", "capture_base_url", "public_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return _absolute_url(value, allow_path=False)
+        return base_url(value)
 
     @field_validator("app_url")
     @classmethod

@@ -901,5 +901,12 @@ def test_fault_kinds_are_stable_strings() -> None:
         "delay",
         "reset",
         "service_unavailable",
+        "social_login_error",
         "capture_error",
     }
+
+
+def test_fault_social_login_error(emu: IdentityCloudEmulator, url: str) -> None:
+    emu.set_fault("add_or_update_access_token", Fault.social_login_error(8))
+    assert sl_error(add_or_update(url)) == (8, "Error injected by the emulator")
+    assert sl_error(add_or_update(url))[0] == 0  # one call only: the next is checked as usual (no params)
