@@ -9,5 +9,10 @@ import pathlib
 import sys
 
 FUNCTION_DIR = pathlib.Path(__file__).resolve().parent.parent / "functions" / "token_url"
+if not FUNCTION_DIR.is_dir():
+    # Installed from a wheel, the function's modules would be missing: the command runs from a checkout.
+    raise ImportError(
+        f"token-url needs the repository checkout it was installed from (make install): no {FUNCTION_DIR}"
+    )
 if str(FUNCTION_DIR) not in sys.path:
     sys.path.insert(0, str(FUNCTION_DIR))

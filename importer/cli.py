@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from importer.journal import Entry, Journal, JournalMismatch, journal_path
+from importer.journal import Entry, Journal, JournalError, journal_path
 from importer.rows import REASONS, InputError, Rejection, Row, read
 from importer.run import End, Importer, Outcome, Policy, RowResult, RunEnd
 
@@ -33,6 +33,7 @@ EXIT_OK = 0
 EXIT_NOT_ALL_STORED = 1
 EXIT_USAGE = 2
 EXIT_UPSTREAM_DOWN = 3
+EXIT_ERROR = 4
 EXIT_INTERRUPTED = 130
 
 MANUAL = f"""\
@@ -60,7 +61,8 @@ RESUMING
   network, Social Login down) and it continues: no answered row is sent again,
   and no row is skipped. Ctrl-C lets the requests in flight finish and records
   them; a second Ctrl-C quits at once. A row in flight when the process is killed
-  is sent again by the next run, which is harmless: the call is an update.
+  (or quit by a second Ctrl-C) is sent again by the next run, which is harmless:
+  the call is an update. Two runs on the same file at once are refused.
   If FILE changes, its journal no longer applies: --restart starts over.
 
 OUTPUT
@@ -82,6 +84,7 @@ EXIT STATUS
   {EXIT_NOT_ALL_STORED}    some valid rows were refused by Social Login or failed
   {EXIT_USAGE}    bad arguments, settings, input file or journal; nothing was sent
   {EXIT_UPSTREAM_DOWN}    stopped: Social Login is down, or refused the apiKey
+  {EXIT_ERROR}    an unexpected error (the journal cannot be written, ...); the message says which
   {EXIT_INTERRUPTED}  stopped by Ctrl-C
 
 EXAMPLES
@@ -273,7 +276,7 @@ class UsageError(Exception):
 def _sender(environ: dict[str, str]) -> Callable[[str, str], None]:
     """add_or_update_access_token of the function's own client, for the Social Login in the environment."""
     from api_key import ApiKeySource, parse_api_key  # noqa: PLC0415 - the function's modules, once on the path
-    from errors import ConfigurationProblem  # noqa: PLC0415
+    from errors import ConfigurationProblem, ServiceUnavailable  # noqa: PLC0415
     from identity_cloud import IdentityCloudClient, new_http_session  # noqa: PLC0415
     from settings import base_url  # noqa: PLC0415
 
@@ -301,6 +304,14 @@ def _sender(environ: dict[str, str]) -> Callable[[str, str], None]:
             secret_id=environ.get("SOCIAL_LOGIN_API_KEY_SECRET") or DEFAULT_SECRET,
             max_age=300,
         )
+    try:
+        api_key()  # once now: a key that cannot be read stops the run before any row is sent
+    except ServiceUnavailable as error:
+        raise UsageError(
+            f"cannot read the apiKey ({error}); set SOCIAL_LOGIN_API_KEY, or AWS credentials"
+        ) from None
+    except ConfigurationProblem as error:
+        raise UsageError(f"no apiKey: {error.reason}") from None
     client = IdentityCloudClient(
         social_login_base_url=url, api_key=api_key, http=new_http_session(pool_size=16), timeout=(3.0, 10.0)
     )
@@ -374,9 +385,9 @@ def import_tokens(args: argparse.Namespace, environ: dict[str, str], out: TextIO
 
 def _graceful(importer: Importer, err: TextIO) -> Callable[[int, FrameType | None], None]:
     def handler(signum: int, frame: FrameType | None) -> None:
-        if importer.stop.is_set():
+        if importer.interrupted:
             raise KeyboardInterrupt
-        importer.stop.set()
+        importer.interrupt()
         err.write("\nstopping: waiting for the requests in flight (Ctrl-C again quits at once)\n")
         err.flush()
 
@@ -443,12 +454,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return import_tokens(args, dict(os.environ), sys.stdout, sys.stderr)
-    except (UsageError, InputError, JournalMismatch) as error:
+    except (UsageError, InputError, JournalError) as error:
         sys.stderr.write(f"token-url import-tokens: {error}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        sys.stderr.write("token-url import-tokens: quit; rows answered so far are in the journal\n")
-        return EXIT_INTERRUPTED
+        sys.stderr.write("token-url import-tokens: quit; the rows answered so far are in the journal\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        # At once: a normal exit would wait for the requests still in flight.
+        os._exit(EXIT_INTERRUPTED)
+    except OSError as error:
+        sys.stderr.write(f"token-url import-tokens: {error}; the rows answered so far are in the journal\n")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

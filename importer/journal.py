@@ -1,19 +1,21 @@
 """The journal beside the input: what each row came to, so that a run started again sends no row twice.
 
-One JSON line per row that reached an end (stored, or refused by Social Login), appended and flushed
+One JSON line per row that Social Login answered for good (stored, or refused), appended and flushed
 as it happens, so a run stopped any way (Ctrl-C, a crash, a lost network) has recorded every answer
 it received. The first line holds the input's SHA-256: a journal is never applied to another file.
-Tokens are not written; identifiers are (they are profile URLs, not secrets).
+A lock keeps two runs off the same file. Tokens are never written; identifiers are (profile URLs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import pathlib
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 JOURNAL_VERSION = 1
@@ -21,7 +23,11 @@ FSYNC_EVERY = 50
 """Answers are flushed at once (they survive the process); synced to disk every this many (and at close)."""
 
 
-class JournalMismatch(Exception):
+class JournalError(Exception):
+    """The journal cannot be used as it is; the message says why and what to do."""
+
+
+class JournalMismatch(JournalError):
     """The journal beside the file was written for different contents."""
 
 
@@ -47,72 +53,91 @@ def file_sha256(path: pathlib.Path) -> str:
 
 
 class Journal:
-    def __init__(self, path: pathlib.Path, input_sha256: str) -> None:
+    def __init__(self, path: pathlib.Path, stream: IO[str], entries: dict[int, Entry]) -> None:
         self.path = path
-        self._input_sha256 = input_sha256
-        self.entries: dict[int, Entry] = {}
-        self._stream: IO[str] | None = None
+        self.entries = entries
+        self._stream = stream
         self._unsynced = 0
 
     @classmethod
     def open(cls, input_path: pathlib.Path) -> Journal:
-        """The journal of `input_path`, with the entries of earlier runs (none if it is new)."""
-        journal = cls(journal_path(input_path), file_sha256(input_path))
-        if journal.path.exists():
-            journal._load()
-        return journal
-
-    def _load(self) -> None:
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        header = json.loads(lines[0]) if lines else {}
-        if header.get("input_sha256") != self._input_sha256:
-            raise JournalMismatch(
-                f"{self.path} was written for other contents of the input; remove it (or pass --restart) "
-                "to import this file from its first row"
-            )
-        for line in lines[1:]:
-            try:
-                data: dict[str, Any] = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: its row is simply sent again
-            entry = Entry(
-                row=data["row"],
-                identifier=data["identifier"],
-                outcome=data["outcome"],
-                reason=data.get("reason"),
-            )
-            self.entries[entry.row] = entry
+        """The journal of `input_path`, locked, with the entries of earlier runs (none if it is new)."""
+        path = journal_path(input_path)
+        input_sha256 = file_sha256(input_path)
+        stream = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            stream.close()
+            raise JournalError(f"{path} is locked: another import of this file is running") from None
+        try:
+            entries = _read(stream, path, input_sha256)
+        except JournalError:
+            stream.close()
+            raise
+        return cls(path, stream, entries)
 
     def record(self, entry: Entry) -> None:
-        stream = self._writer()
-        stream.write(json.dumps(entry.__dict__) + "\n")
-        stream.flush()
+        self._stream.write(json.dumps(asdict(entry)) + "\n")
+        self._stream.flush()
         self.entries[entry.row] = entry
         self._unsynced += 1
         if self._unsynced >= FSYNC_EVERY:
             self._sync()
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._sync()
-            self._stream.close()
-            self._stream = None
-
-    def _writer(self) -> IO[str]:
-        if self._stream is None:
-            new = not self.path.exists() or self.path.stat().st_size == 0
-            self._stream = self.path.open("a", encoding="utf-8")
-            if new:
-                header = {
-                    "journal": JOURNAL_VERSION,
-                    "input_sha256": self._input_sha256,
-                    "created": time.time(),
-                }
-                self._stream.write(json.dumps(header) + "\n")
-        return self._stream
+        if not self._stream.closed:
+            with contextlib.suppress(OSError):
+                self._sync()
+            self._stream.close()  # also releases the lock
 
     def _sync(self) -> None:
-        assert self._stream is not None
         self._stream.flush()
         os.fsync(self._stream.fileno())
         self._unsynced = 0
+
+
+def _read(stream: IO[str], path: pathlib.Path, input_sha256: str) -> dict[int, Entry]:
+    """Entries of an existing journal; a new (or empty) one gets its header."""
+    stream.seek(0)
+    text = stream.read()
+    complete, _, torn = text.rpartition("\n")
+    if torn:
+        # The last line was cut short by a crash: drop it (its row is sent again) so that the next
+        # entry starts on a line of its own.
+        stream.truncate(len(complete) + 1 if complete else 0)
+    lines = complete.split("\n") if complete else []
+    if not lines:
+        header = {"journal": JOURNAL_VERSION, "input_sha256": input_sha256, "created": time.time()}
+        stream.write(json.dumps(header) + "\n")
+        stream.flush()
+        return {}
+    if _parse(lines[0], path, 1).get("input_sha256") != input_sha256:
+        raise JournalMismatch(
+            f"{path} was written for other contents of the input; pass --restart (or remove it) to import "
+            "this file from its first row"
+        )
+    entries: dict[int, Entry] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        data = _parse(line, path, number)
+        try:
+            entry = Entry(
+                row=int(data["row"]),
+                identifier=str(data["identifier"]),
+                outcome=str(data["outcome"]),
+                reason=data.get("reason"),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise JournalError(f"{path}, line {number}: not a journal entry") from None
+        entries[entry.row] = entry
+    return entries
+
+
+def _parse(line: str, path: pathlib.Path, number: int) -> dict[str, Any]:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise JournalError(f"{path}, line {number}: not a journal line; was the file edited?")
+    return data

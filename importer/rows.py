@@ -8,6 +8,7 @@ import pathlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -66,25 +67,37 @@ def read(path: pathlib.Path) -> list[Row | Rejection]:
 
 
 def check(number: int, fields: dict[str, object] | None) -> Row | Rejection:
-    """The same checks as POST /credentials (CredentialsRequest), plus a minimum token length."""
+    """The checks of POST /credentials (CredentialsRequest), plus a minimum token length.
+
+    The route passes any printable token to Social Login, which decides; in a bulk file, very short
+    values are placeholders or cut-off cells ("-", "null", "N/A"), so they are refused here.
+    A rejected identifier is reported only if it looks like a URL: a token pasted into the wrong
+    column must not land in the report.
+    """
     if fields is None or not all(isinstance(fields.get(name), str | None) for name in CSV_FIELDS):
         return Rejection(number, None, "malformed_row")
     identifier = str(fields.get("identifier") or "").strip()
     token = str(fields.get("token") or "").strip()
     if not identifier:
         return Rejection(number, None, "identifier_missing")
+    shown = identifier if _looks_like_url(identifier) else None
     if not token:
-        return Rejection(number, identifier, "token_missing")
+        return Rejection(number, shown, "token_missing")
     try:
         CredentialsRequest.model_validate({"identifier": identifier, "token": token})
     except ValidationError as error:
         field = str(error.errors()[0]["loc"][0])
         return Rejection(
-            number, identifier, "identifier_unsupported" if field == "identifier" else "token_implausible"
+            number, shown, "identifier_unsupported" if field == "identifier" else "token_implausible"
         )
     if len(token) < MIN_TOKEN_LENGTH:
-        return Rejection(number, identifier, "token_implausible")
+        return Rejection(number, shown, "token_implausible")
     return Row(number, identifier, token)
+
+
+def _looks_like_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in {"http", "https"} and bool(parts.hostname) and " " not in value
 
 
 def _is_json_lines(path: pathlib.Path) -> bool:

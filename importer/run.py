@@ -1,17 +1,19 @@
 """Sending the rows: at a set rate, a few at a time, retrying outages with backoff, never a refusal.
 
-An outage (Social Login code -1, a 5xx or a page that is not an API reply, a timeout, a reset
-connection) is retried with exponential backoff and jitter (tenacity). A refusal of the row (any
-other Social Login code) is final at once. A refusal of the apiKey (codes 3 and 10) stops the run:
-every other row would be refused the same way. A run of rows that failed even after their retries
-means Social Login is down, and stops the run too; nothing is lost, the next run continues.
+An outage (Social Login code -1, a provider error 4 or 6, HTTP 5xx or a page that is not an API
+reply, a timeout, a reset connection) is retried with exponential backoff and jitter (tenacity). A
+refusal of the row (any other Social Login code) is final at once. A refusal of our apiKey or
+application (codes 0, 3, 10) stops the run: every other row would be refused the same way. A run of
+rows that failed even after their retries means Social Login is down and stops the run too. A stop,
+Ctrl-C included, lets the requests already sent finish; rows not yet sent, or waiting to be retried,
+are left for the next run.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,17 +21,17 @@ from enum import StrEnum
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 from tenacity.stop import stop_base
 
-from errors import ServiceUnavailable, SocialLoginError
+from errors import ConfigurationProblem, ServiceUnavailable, SocialLoginError
 from importer.rows import Row
 
-# Social Login codes that refuse our apiKey or application, not the row (IDENTITY_CLOUD.md).
-CONFIGURATION_CODES = {SocialLoginError.AUTHENTICATION_ERROR, SocialLoginError.APP_NOT_CONFIGURED}
+# Beyond the shared configuration codes: 0 (missing parameter) can only be our own bug, for every row.
+STOPPING_CODES = SocialLoginError.CONFIGURATION_CODES | {SocialLoginError.MISSING_PARAMETER}
 
 
 class Outcome(StrEnum):
@@ -37,7 +39,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     """Social Login refused the row: final, never retried."""
     FAILED = "failed"
-    """Still an outage after every retry: sent again by the next run."""
+    """Still an outage after every retry, or an unexpected error: sent again by the next run."""
 
 
 class End(StrEnum):
@@ -73,14 +75,8 @@ class Policy:
     """This many rows in a row that failed after all their retries stop the run."""
 
 
-class ConfigurationRefused(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(f"Social Login refused the apiKey or application (code {code})")
-        self.code = code
-
-
 class RateLimiter:
-    """Hands out send times `1/rate` apart to every thread; written here because it is ten lines."""
+    """Hands out send times `1/rate` apart to every thread (ten lines; a library would add a dependency)."""
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
@@ -89,12 +85,14 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def wait(self, stop: threading.Event) -> bool:
-        """Wait for this caller's turn; False if the run is stopping meanwhile."""
+        """Wait for this caller's turn; False if the run stops meanwhile."""
         with self._lock:
             now = self._clock()
             turn = max(self._next, now)
             self._next = turn + self._interval
-        return not stop.wait(max(turn - now, 0.0)) if turn > now else not stop.is_set()
+        if turn > now:
+            return not stop.wait(turn - now)
+        return not stop.is_set()
 
 
 class _StopWhenSet(stop_base):
@@ -105,24 +103,37 @@ class _StopWhenSet(stop_base):
         return self._event.is_set()
 
 
+def _is_outage(error: BaseException) -> bool:
+    return isinstance(error, ServiceUnavailable) or (
+        isinstance(error, SocialLoginError) and error.is_provider_outage
+    )
+
+
 class Importer:
     def __init__(
         self,
         *,
         send: Callable[[str, str], None],
         policy: Policy,
-        stop: threading.Event | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._send = send
         self._policy = policy
-        self.stop = stop or threading.Event()
+        self.stop = threading.Event()
+        """Set by Ctrl-C, by a refused configuration, or when Social Login is down."""
+        self.interrupted = False
         self._limiter = RateLimiter(policy.rate)
         self._sleep = sleep or self._sleep_unless_stopped
-        self._configuration_code: int | None = None
+        self._configuration: str | None = None
+        self._down: str | None = None
+
+    def interrupt(self) -> None:
+        """Ctrl-C: finish what is in flight, send nothing more."""
+        self.interrupted = True
+        self.stop.set()
 
     def _sleep_unless_stopped(self, seconds: float) -> None:
-        """A backoff sleep that ends at once on Ctrl-C."""
+        """A backoff sleep that ends at once when the run stops."""
         self.stop.wait(seconds)
 
     def run(self, rows: Iterable[Row], on_result: Callable[[RowResult], None]) -> RunEnd:
@@ -130,10 +141,10 @@ class Importer:
         pending = iter(rows)
         in_flight: set[Future[RowResult | None]] = set()
         failures_in_a_row = 0
-        down: str | None = None
-        with ThreadPoolExecutor(max_workers=self._policy.concurrency, thread_name_prefix="import") as pool:
+        pool = ThreadPoolExecutor(max_workers=self._policy.concurrency, thread_name_prefix="import")
+        try:
             while True:
-                while not self._stopping(down) and len(in_flight) < self._policy.concurrency:
+                while not self.stop.is_set() and len(in_flight) < self._policy.concurrency:
                     row = next(pending, None)
                     if row is None:
                         break
@@ -141,62 +152,83 @@ class Importer:
                 if not in_flight:
                     break
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                for result in _results(done):
+                for result in _answered(done):
                     on_result(result)
                     failures_in_a_row = failures_in_a_row + 1 if result.outcome is Outcome.FAILED else 0
-                    if failures_in_a_row >= self._policy.down_after and down is None:
-                        down = result.reason
-        return self._end(down)
+                    if failures_in_a_row >= self._policy.down_after and self._down is None:
+                        self._down = result.reason or "failed"
+                        self.stop.set()
+        except BaseException:
+            # A second Ctrl-C, or a journal that cannot be written: record what has already been
+            # answered, and do not wait for the rest (those rows are sent again next run).
+            self.stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            for result in _answered(future for future in in_flight if future.done()):
+                on_result(result)
+            raise
+        pool.shutdown(wait=True)
+        return self._end()
 
-    def _stopping(self, down: str | None) -> bool:
-        return self.stop.is_set() or down is not None or self._configuration_code is not None
-
-    def _end(self, down: str | None) -> RunEnd:
-        if self._configuration_code is not None:
-            return RunEnd(
-                End.CONFIGURATION, f"Social Login refused the apiKey (code {self._configuration_code})"
-            )
-        if down is not None:
-            return RunEnd(End.UPSTREAM_DOWN, down)
-        if self.stop.is_set():
+    def _end(self) -> RunEnd:
+        if self._configuration is not None:
+            return RunEnd(End.CONFIGURATION, self._configuration)
+        if self._down is not None:
+            return RunEnd(End.UPSTREAM_DOWN, self._down)
+        if self.interrupted:
             return RunEnd(End.INTERRUPTED)
         return RunEnd(End.COMPLETED)
 
+    def _failed(self, row: Row, reason: str, attempts: int) -> RowResult | None:
+        if self.stop.is_set() and attempts < self._policy.max_attempts:
+            return None  # stopped between retries: not an answer, sent again next run
+        return RowResult(row, Outcome.FAILED, reason, attempts)
+
+    def _refuse_configuration(self, detail: str) -> None:
+        self._configuration = self._configuration or detail
+        self.stop.set()
+
     def _one(self, row: Row) -> RowResult | None:
-        """One row to its end; None if the run stopped before it was sent (it is sent next run)."""
-        if self._configuration_code is not None or not self._limiter.wait(self.stop):
-            return None
-        retrying = Retrying(
-            retry=retry_if_exception_type(ServiceUnavailable),
-            stop=stop_after_attempt(self._policy.max_attempts) | _StopWhenSet(self.stop),
-            wait=wait_exponential_jitter(
-                multiplier=self._policy.backoff_initial, max=self._policy.backoff_max
-            ),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        """One row to its end; None if the run stopped before it was answered (sent again next run)."""
         attempts = 0
         try:
-            for attempt in retrying:
+            for attempt in Retrying(
+                retry=retry_if_exception(_is_outage),
+                stop=stop_after_attempt(self._policy.max_attempts) | _StopWhenSet(self.stop),
+                wait=wait_exponential_jitter(
+                    multiplier=self._policy.backoff_initial, max=self._policy.backoff_max
+                ),
+                sleep=self._sleep,
+                reraise=True,
+            ):
                 with attempt:
-                    attempts += 1
-                    if attempts > 1 and not self._limiter.wait(self.stop):
+                    if not self._limiter.wait(self.stop):
                         return None
+                    attempts += 1
                     self._send(row.identifier, row.token)
         except ServiceUnavailable as outage:
-            if self.stop.is_set() and attempts < self._policy.max_attempts:
-                return None  # stopped while retrying: not an answer, sent again next run
-            return RowResult(row, Outcome.FAILED, outage.reason, attempts)
+            return self._failed(row, outage.reason, attempts)
         except SocialLoginError as refusal:
-            if refusal.code in CONFIGURATION_CODES:
-                self._configuration_code = refusal.code
+            if refusal.is_provider_outage:
+                return self._failed(row, f"provider error {refusal.code}", attempts)
+            if refusal.code in STOPPING_CODES:
+                self._refuse_configuration(f"Social Login refused the call with code {refusal.code}")
                 return None
             return RowResult(row, Outcome.REJECTED, f"social_login_code_{refusal.code}", attempts)
+        except ConfigurationProblem as problem:  # e.g. the apiKey secret holds no apiKey
+            self._refuse_configuration(problem.reason)
+            return None
+        except Exception as error:
+            # One row's surprise must not lose the other rows' answers; its type says enough.
+            return RowResult(row, Outcome.FAILED, f"unexpected {type(error).__name__}", attempts)
         return RowResult(row, Outcome.STORED, None, attempts)
 
 
-def _results(done: Iterable[Future[RowResult | None]]) -> Iterator[RowResult]:
+def _answered(done: Iterable[Future[RowResult | None]]) -> list[RowResult]:
+    results = []
     for future in done:
+        if future.cancelled():
+            continue
         result = future.result()
         if result is not None:
-            yield result
+            results.append(result)
+    return results

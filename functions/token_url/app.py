@@ -280,7 +280,9 @@ def post_credentials(request: CredentialsRequest) -> Response[CredentialsStored]
     try:
         service.store_credentials(identifier=request.identifier, token=request.token)
     except SocialLoginError as error:
-        if error.code in {SocialLoginError.AUTHENTICATION_ERROR, SocialLoginError.APP_NOT_CONFIGURED}:
+        if error.is_provider_outage:
+            raise ServiceUnavailable("social_login", f"provider error {error.code}") from None
+        if error.refuses_configuration:
             raise CredentialsRefused(
                 HTTPStatus.BAD_GATEWAY, ErrorCode.CONFIGURATION_ERROR, "Social Login refused our apiKey"
             ) from None

@@ -33,12 +33,26 @@ class SocialLoginError(Exception):
     PROVIDER_ERROR = 6
     APP_NOT_CONFIGURED = 10
     FEATURE_NOT_SUPPORTED = 11
+    # What a code says about the call, whichever endpoint answered it (IDENTITY_CLOUD.md); the
+    # function and the importer both decide on these.
+    PROVIDER_OUTAGE_CODES = frozenset({FACEBOOK_ERROR, PROVIDER_ERROR})
+    CONFIGURATION_CODES = frozenset({AUTHENTICATION_ERROR, APP_NOT_CONFIGURED})
 
     def __init__(self, endpoint: str, code: int, token_url_mismatch: bool) -> None:
         super().__init__(f"{endpoint}: Social Login error {code}")
         self.endpoint = endpoint
         self.code = code
         self.token_url_mismatch = token_url_mismatch
+
+    @property
+    def is_provider_outage(self) -> bool:
+        """The provider behind Social Login failed: worth trying again later."""
+        return self.code in self.PROVIDER_OUTAGE_CODES
+
+    @property
+    def refuses_configuration(self) -> bool:
+        """Our apiKey or application was refused (code 3 is also a token URL mismatch, which is not)."""
+        return self.code in self.CONFIGURATION_CODES and not self.token_url_mismatch
 
 
 class CaptureError(Exception):

@@ -55,7 +55,6 @@ _REJECTED_TOKEN_CODES = {
     9,  # third-party credentials revoked
     SocialLoginError.FEATURE_NOT_SUPPORTED,
 }
-_PROVIDER_OUTAGE_CODES = {SocialLoginError.FACEBOOK_ERROR, SocialLoginError.PROVIDER_ERROR}
 _CAPTURE_CONFIGURATION_CODES = {
     CaptureError.MISSING_ARGUMENT,
     CaptureError.INVALID_ARGUMENT,
@@ -268,7 +267,7 @@ class TokenUrlService:
             if error.token_url_mismatch or error.code in _REJECTED_TOKEN_CODES:
                 count("RejectedTokens")
                 return TokenResult(error=ErrorCode.TOKEN_INVALID)
-            if error.code in _PROVIDER_OUTAGE_CODES:
+            if error.is_provider_outage:
                 raise ServiceUnavailable("social_login", f"provider error {error.code}") from None
             raise ConfigurationProblem("social_login", f"auth_info error {error.code}") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,8 +24,9 @@ from moto import mock_aws
 
 from emulator import Fault, IdentityCloudEmulator
 from importer import cli
-from importer.journal import journal_path
+from importer.journal import Entry, Journal, JournalError, JournalMismatch, journal_path
 from importer.rows import Rejection, Row, check, read
+from importer.run import End, Importer, Outcome, Policy, RateLimiter, RowResult
 from tests.conftest import API_KEY
 
 TOKEN_URL_COMMAND = pathlib.Path(sys.executable).parent / "token-url"
@@ -222,13 +225,30 @@ def test_an_outage_mid_run_is_retried_with_backoff_and_recovers(
     tmp_path: pathlib.Path, emulator: IdentityCloudEmulator, environment: dict[str, str]
 ) -> None:
     file = write_csv(tmp_path / "tokens.csv", 30)
-    for fault in (Fault.service_unavailable(), Fault.http_500(), Fault.not_json(), Fault.reset()):
+    faults = (
+        Fault.service_unavailable(),
+        Fault.http_500(),
+        Fault.not_json(),
+        Fault.reset(),
+        Fault.social_login_error(6),  # the provider behind Social Login failed
+    )
+    for fault in faults:
         emulator.add_fault(ENDPOINT, fault)
-    result = run(file, "--rate", "0", "--concurrency", "4")
+    result = run(file, "--rate", "0", "--concurrency", "4", "--verbose")
     assert result.status == cli.EXIT_OK, result.out
     assert result.report["stored"] == 30
-    assert len(emulator.calls_to(ENDPOINT)) == 30 + 4
+    assert len(emulator.calls_to(ENDPOINT)) == 30 + len(faults)
     assert emulator.stored_access_tokens == {identifier(n): token(n) for n in range(30)}
+    # Each retry waited its backoff (0.5 s and up) after the failed call of the same row.
+    times: dict[str, list[float]] = {}
+    for call in emulator.calls_to(ENDPOINT):
+        times.setdefault(call.form["identifier"], []).append(call.at)
+    gaps = [later - earlier for at in times.values() for earlier, later in itertools.pairwise(at)]
+    assert len(gaps) == len(faults)
+    assert min(gaps) >= 0.45
+    # The outages were logged (--verbose), without a token or the apiKey.
+    assert "Identity Cloud unavailable" in result.err
+    assert_no_secret_in([result.out, result.err, json.dumps(result.report)], [token(n) for n in range(30)])
 
 
 def test_social_login_down_stops_the_run_and_the_next_run_continues(
@@ -252,13 +272,23 @@ def test_a_refused_api_key_stops_at_once(
     tmp_path: pathlib.Path, emulator: IdentityCloudEmulator, environment: dict[str, str]
 ) -> None:
     file = write_csv(tmp_path / "tokens.csv", 20)
+    refused_key = "b" * 40
     result = run(
-        file, "--rate", "0", "--concurrency", "1", environ={**environment, "SOCIAL_LOGIN_API_KEY": "b" * 40}
+        file,
+        "--rate",
+        "10",
+        "--concurrency",
+        "4",
+        "--verbose",
+        environ={**environment, "SOCIAL_LOGIN_API_KEY": refused_key},
     )
     assert result.status == cli.EXIT_UPSTREAM_DOWN
     assert "Check SOCIAL_LOGIN_BASE_URL and the apiKey" in result.out
+    # The workers waiting for their turn send nothing once the key is refused.
     assert len(emulator.calls_to(ENDPOINT)) == 1
-    assert "b" * 40 not in result.out + result.err
+    assert '"upstream_code":3' in result.err.replace(" ", "")  # --verbose shows the function's log lines
+    assert refused_key not in result.out + result.err
+    assert result.report["stored"] == 0
 
 
 def test_an_interrupted_run_resumes_without_duplicates(
@@ -301,7 +331,7 @@ def test_a_journal_of_other_contents_is_refused(
     file = write_csv(tmp_path / "tokens.csv", 3)
     assert run(file, "--rate", "0").status == cli.EXIT_OK
     write_csv(file, 4)
-    with pytest.raises(cli.JournalMismatch, match="--restart"):
+    with pytest.raises(JournalMismatch, match="--restart"):
         run(file, "--rate", "0")
     assert run(file, "--rate", "0", "--restart").status == cli.EXIT_OK
     assert len(emulator.calls_to(ENDPOINT)) == 3 + 4
@@ -380,6 +410,143 @@ def test_row_checks() -> None:
     )
     assert check(4, {"identifier": identifier(1), "token": 12345678}) == Rejection(4, None, "malformed_row")
     assert check(5, None) == Rejection(5, None, "malformed_row")
+    # A value that is not a URL is not repeated in the report: it may be a token in the wrong column.
     assert check(6, {"identifier": "javascript:alert(1)", "token": token(1)}) == Rejection(
-        6, "javascript:alert(1)", "identifier_unsupported"
+        6, None, "identifier_unsupported"
     )
+    assert check(7, {"identifier": "EAABsecretInTheWrongColumn", "token": token(1)}) == Rejection(
+        7, None, "identifier_unsupported"
+    )
+    assert check(8, {"identifier": "https://www.google.com/p/1", "token": token(1)}) == Rejection(
+        8, "https://www.google.com/p/1", "identifier_unsupported"
+    )
+
+
+def test_a_second_ctrl_c_quits_at_once(
+    tmp_path: pathlib.Path, emulator: IdentityCloudEmulator, environment: dict[str, str]
+) -> None:
+    file = write_csv(tmp_path / "tokens.csv", 20)
+    emulator.set_fault(ENDPOINT, Fault.delay(8, times=2))  # the first two requests hang
+    process = subprocess.Popen(  # noqa: S603 - the installed console script
+        [str(TOKEN_URL_COMMAND), "import-tokens", "--rate", "0", "--concurrency", "2", str(file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **environment},
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(emulator.calls_to(ENDPOINT)) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    pressed = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert time.monotonic() - pressed < 4, "the second Ctrl-C waited for the hanging requests"
+    assert process.returncode == cli.EXIT_INTERRUPTED, out + err
+    assert "quit; the rows answered so far are in the journal" in err
+    emulator.clear_faults()
+    resumed = run(file, "--rate", "0")
+    assert resumed.status == cli.EXIT_OK
+    assert emulator.stored_access_tokens == {identifier(n): token(n) for n in range(20)}
+    # Only the two requests that were in flight are sent again.
+    assert sum(calls_per_identifier(emulator).values()) == 20 + 2
+
+
+# ---------------------------------------------------------------- journal
+
+
+def test_a_line_cut_by_a_crash_is_dropped_and_the_next_entry_starts_clean(tmp_path: pathlib.Path) -> None:
+    file = write_csv(tmp_path / "tokens.csv", 3)
+    journal = Journal.open(file)
+    journal.record(Entry(1, identifier(0), "stored"))
+    journal.close()
+    with journal_path(file).open("a", encoding="utf-8") as stream:
+        stream.write('{"row": 2, "identifier": "http://www.faceb')  # the process died mid-line
+    reopened = Journal.open(file)
+    assert set(reopened.entries) == {1}
+    reopened.record(Entry(3, identifier(2), "stored"))
+    reopened.close()
+    assert set(Journal.open(file).entries) == {1, 3}
+
+
+def test_an_empty_journal_is_a_new_one_and_an_edited_one_is_refused(tmp_path: pathlib.Path) -> None:
+    file = write_csv(tmp_path / "tokens.csv", 1)
+    journal_path(file).write_text("", encoding="utf-8")
+    Journal.open(file).close()
+    lines = journal_path(file).read_text().splitlines()
+    assert len(lines) == 1
+    journal_path(file).write_text(lines[0] + "\nnot json\n", encoding="utf-8")
+    with pytest.raises(JournalError, match="line 2"):
+        Journal.open(file)
+
+
+def test_two_runs_on_one_file_are_refused(tmp_path: pathlib.Path) -> None:
+    file = write_csv(tmp_path / "tokens.csv", 1)
+    first = Journal.open(file)
+    try:
+        with pytest.raises(JournalError, match="another import of this file is running"):
+            Journal.open(file)
+    finally:
+        first.close()
+    Journal.open(file).close()
+
+
+# ---------------------------------------------------------------- the sending engine, without HTTP
+
+
+def rows(count: int) -> list[Row]:
+    return [Row(n + 1, identifier(n), token(n)) for n in range(count)]
+
+
+def test_one_rows_surprise_does_not_lose_the_other_answers() -> None:
+    from errors import SocialLoginError  # noqa: PLC0415 - the function's module
+
+    def send(row_identifier: str, row_token: str) -> None:
+        if row_identifier == identifier(1):
+            raise RuntimeError(f"boom {row_token}")
+        if row_identifier == identifier(2):
+            raise SocialLoginError("add_or_update_access_token", 4, False)  # provider error: retried
+
+    results: list[RowResult] = []
+    engine = Importer(send=send, policy=Policy(rate=0, concurrency=2, max_attempts=2), sleep=lambda _: None)
+    end = engine.run(rows(4), results.append)
+    assert end.end is End.COMPLETED
+    outcomes = {result.row.number: (result.outcome, result.reason, result.attempts) for result in results}
+    assert outcomes == {
+        1: (Outcome.STORED, None, 1),
+        2: (Outcome.FAILED, "unexpected RuntimeError", 1),
+        3: (Outcome.FAILED, "provider error 4", 2),
+        4: (Outcome.STORED, None, 1),
+    }
+
+
+def test_code_zero_stops_the_run() -> None:
+    from errors import SocialLoginError  # noqa: PLC0415
+
+    sent: list[str] = []
+
+    def send(row_identifier: str, row_token: str) -> None:
+        sent.append(row_identifier)
+        raise SocialLoginError("add_or_update_access_token", 0, False)
+
+    end = Importer(send=send, policy=Policy(rate=0, concurrency=1)).run(rows(5), lambda result: None)
+    assert (end.end, sent) == (End.CONFIGURATION, [identifier(0)])
+
+
+def test_the_rate_limiter_spaces_turns() -> None:
+    now = [100.0]
+    limiter = RateLimiter(4, clock=lambda: now[0])
+    waited: list[float] = []
+
+    class Recording(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waited.append(round(timeout or 0, 6))
+            return False
+
+    stop = Recording()
+    assert all(limiter.wait(stop) for _ in range(3))
+    assert waited == [0.25, 0.5]  # the first goes at once, then 1/4 s apart
+    now[0] = 200.0  # after a long pause no burst is owed: the next goes at once
+    assert limiter.wait(stop)
+    assert waited == [0.25, 0.5]

@@ -60,3 +60,14 @@ def test_upstream_refusal_bad_api_key_and_outage(browser: Browser, emulator: Any
     reply = _store(browser, payload)
     assert (reply.status, reply.json()["error"]) == (502, "configuration_error")
     emulator.api_key = emulator.api_key  # restored by the fixture after the test
+
+
+def test_a_provider_error_is_an_outage_and_a_refusal_is_a_400(browser: Browser, emulator: Any) -> None:
+    # Codes 4 and 6 mean the provider behind Social Login failed (as for auth_info): try again later.
+    payload = {"identifier": FACEBOOK_ID, "token": "EAAB0123456789"}
+    emulator.set_fault("add_or_update_access_token", Fault.social_login_error(4))
+    reply = _store(browser, payload)
+    assert (reply.status, reply.json()["error"]) == (503, "service_unavailable")
+    emulator.set_fault("add_or_update_access_token", Fault.social_login_error(9))  # credentials revoked
+    reply = _store(browser, payload)
+    assert (reply.status, reply.json()["error"]) == (400, "rejected")
