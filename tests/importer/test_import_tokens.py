@@ -92,6 +92,17 @@ def run(file: pathlib.Path, *options: str, environ: dict[str, str] | None = None
     return Run(status, out.getvalue(), err.getvalue(), report)
 
 
+def start_command(file: pathlib.Path, environment: dict[str, str], *options: str) -> subprocess.Popen[str]:
+    """The installed console script, in its own process, so that it can get a real SIGINT."""
+    return subprocess.Popen(  # noqa: S603 - the installed console script
+        [str(TOKEN_URL_COMMAND), "import-tokens", *options, str(file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **environment},
+    )
+
+
 def calls_per_identifier(emulator: IdentityCloudEmulator) -> Counter[str]:
     return Counter(call.form.get("identifier", "") for call in emulator.calls_to(ENDPOINT))
 
@@ -295,13 +306,7 @@ def test_an_interrupted_run_resumes_without_duplicates(
     tmp_path: pathlib.Path, emulator: IdentityCloudEmulator, environment: dict[str, str]
 ) -> None:
     file = write_csv(tmp_path / "tokens.csv", 1_500)
-    process = subprocess.Popen(  # noqa: S603 - the installed console script
-        [str(TOKEN_URL_COMMAND), "import-tokens", "--rate", "300", "--concurrency", "4", str(file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **environment},
-    )
+    process = start_command(file, environment, "--rate", "300", "--concurrency", "4")
     journal = journal_path(file)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (
@@ -427,13 +432,7 @@ def test_a_second_ctrl_c_quits_at_once(
 ) -> None:
     file = write_csv(tmp_path / "tokens.csv", 20)
     emulator.set_fault(ENDPOINT, Fault.delay(8, times=2))  # the first two requests hang
-    process = subprocess.Popen(  # noqa: S603 - the installed console script
-        [str(TOKEN_URL_COMMAND), "import-tokens", "--rate", "0", "--concurrency", "2", str(file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **environment},
-    )
+    process = start_command(file, environment, "--rate", "0", "--concurrency", "2")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and len(emulator.calls_to(ENDPOINT)) < 2:
         time.sleep(0.05)
