@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -119,6 +120,8 @@ class TokenUrlService:
         self._clock = clock
         self._sleep = sleep
         self._context: LambdaContext | None = None
+        # The result of the flow that ran in this thread, for when saving it as the idempotent result fails.
+        self._finished = threading.local()
         self._idempotency_config = IdempotencyConfig(
             event_key_jmespath="attempt_key",
             raise_on_no_idempotency_key=True,
@@ -182,6 +185,7 @@ class TokenUrlService:
             nonce=nonce,
             browser=browser,
         )
+        self._finished.result = None
         try:
             result = self._complete_waiting_for_duplicates(attempt)
         except ServiceUnavailable as error:
@@ -193,9 +197,15 @@ class TokenUrlService:
             count("UpstreamErrors")
             return self._counted(TokenOutcome(result=None, error=ErrorCode.CONFIGURATION_ERROR))
         except IdempotencyPersistenceLayerError:
-            logger.exception("Token not completed: idempotency store unavailable")
             count("UpstreamErrors")
-            return self._counted(TokenOutcome(result=None, error=ErrorCode.SERVICE_UNAVAILABLE))
+            result = self._finished.result
+            if result is None:
+                logger.exception("Token not completed: idempotency store unavailable")
+                return self._counted(TokenOutcome(result=None, error=ErrorCode.SERVICE_UNAVAILABLE))
+            # The flow took effect (a session exists, a link is made); only recording the result for
+            # replays failed. The user gets the outcome; a replay of this very submission meets the
+            # in-progress record until the invocation's deadline, then finds the token spent.
+            logger.warning("Token completed, but its idempotency record could not be saved")
         if result is None:
             return self._counted(TokenOutcome(result=None, error=ErrorCode.REQUEST_IN_PROGRESS))
         if result.error is not None:
@@ -244,6 +254,11 @@ class TokenUrlService:
         return self._context.get_remaining_time_in_millis() - delay * 1000 > _DEADLINE_MARGIN_MS
 
     def _complete(self, attempt: TokenAttempt) -> TokenResult:
+        result = self._complete_once_unrecorded(attempt)
+        self._finished.result = result  # in case Powertools then fails to save it (see complete_token)
+        return result
+
+    def _complete_once_unrecorded(self, attempt: TokenAttempt) -> TokenResult:
         now = self._now()
         try:
             nonce = self._nonces.consume(

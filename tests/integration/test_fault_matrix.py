@@ -1,0 +1,424 @@
+"""Every outside call, every way it fails: the user's outcome, nothing half-written, and recovery.
+
+Each case injects one fault into one dependency (the emulator's faults for Identity Cloud; a botocore
+error raised for one operation on one resource for DynamoDB, KMS and Secrets Manager, as a call
+that failed after botocore's own retries), runs the flow that reaches it, and checks:
+- the outcome the user gets (a redirect with `?error=` for the token POST, a status for JSON routes);
+- no session holds a social identity without its provider credentials, no Registration session lost
+  its access token, and no idempotency record is left in progress;
+- once the fault clears, the same flow started afresh succeeds.
+The README's reliability table lists these cases.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from emulator import Fault, IdentityCloudEmulator
+from tests.conftest import Aws
+from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, sign_in_to_registration
+from tests.support import Browser, FakeLambdaContext, http_event
+
+
+class AwsFaults:
+    """Raise a botocore ClientError for `service:Operation` on one resource, `times` times."""
+
+    def __init__(self) -> None:
+        self.active: dict[tuple[str, str], tuple[str, int]] = {}
+
+    def add(self, action: str, resource: str, code: str, times: int = 1) -> None:
+        self.active[(action, resource)] = (code, times)
+
+    def clear(self) -> None:
+        self.active.clear()
+
+    def maybe_raise(self, client: BaseClient, operation: str, params: dict[str, Any]) -> None:
+        resource = str(params.get("TableName") or params.get("KeyId") or params.get("SecretId") or "*")
+        key = (f"{client.meta.service_model.signing_name}:{operation}", resource)
+        if key not in self.active:
+            return
+        code, times = self.active[key]
+        if times <= 1:
+            del self.active[key]
+        else:
+            self.active[key] = (code, times - 1)
+        raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+
+@pytest.fixture
+def aws_faults(monkeypatch: pytest.MonkeyPatch, aws: Aws) -> AwsFaults:
+    faults = AwsFaults()
+    original = BaseClient._make_api_call
+
+    def faulty(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        faults.maybe_raise(client, operation, params)
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", faulty)
+    return faults
+
+
+# ---------------------------------------------------------------- the flows a fault can meet
+
+
+@dataclass
+class World:
+    browser: Browser
+    handler: Any
+    emulator: IdentityCloudEmulator
+    aws: Aws
+    remaining_ms: int = 15_000
+    identities: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000_000)))
+
+    def fresh_identifier(self, base: str) -> str:
+        return f"{base}{next(self.identities)}"
+
+
+def _token_flow(world: World, intent: str, identifier_base: str) -> str:
+    reply = world.browser.page_json("POST", "/token-url", {"intent": intent})
+    if reply.status != 200:
+        return f"{reply.status} {reply.json()['error']}"
+    token_url = reply.json()["token_url"]
+    token = world.emulator.issue_token(token_url, world.fresh_identifier(identifier_base))
+    outcome = world.browser.submit_token(token_url, token, remaining_ms=world.remaining_ms).outcome
+    return outcome.get("result") or outcome["error"]
+
+
+def sign_in(world: World) -> str:
+    return _token_flow(world, "sign_in", GOOGLE_ID)
+
+
+def link(world: World) -> str:
+    return _token_flow(world, "link", FACEBOOK_ID)
+
+
+def store_credentials(world: World) -> str:
+    body = json.dumps({"identifier": world.fresh_identifier(FACEBOOK_ID), "token": "EAAB0123456789"})
+    event = http_event(
+        "POST", "/credentials", body=body, headers={"Content-Type": "application/json"}, iam=True
+    )
+    reply = world.handler(event, FakeLambdaContext())
+    return (
+        "stored"
+        if reply["statusCode"] == 200
+        else f"{reply['statusCode']} {json.loads(reply['body'])['error']}"
+    )
+
+
+def create_session(world: World) -> str:
+    access_token = world.emulator.mint_access_token("user-1")
+    reply = world.browser.page_json("POST", "/session", {"access_token": access_token, "expires_in": 3600})
+    return "session" if reply.status == 200 else f"{reply.status} {reply.json()['error']}"
+
+
+def sign_out(world: World) -> str:
+    reply = world.browser.page_json("DELETE", "/session")
+    return "signed_out" if reply.status == 204 else f"{reply.status} {reply.json()['error']}"
+
+
+FLOWS: dict[str, tuple[Callable[[World], str], str]] = {
+    # name: (flow, its outcome when nothing fails)
+    "sign_in": (sign_in, "signed_in"),
+    "link": (link, "linked"),
+    "credentials": (store_credentials, "stored"),
+    "session": (create_session, "session"),
+    "sign_out": (sign_out, "signed_out"),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    dependency: str
+    fault: str
+    flow: str
+    outcome: str
+    emulator_endpoint: str | None = None
+    emulator_fault: Fault | None = None
+    aws_action: str | None = None
+    aws_resource: str | None = None
+    aws_code: str = "ThrottlingException"
+    remaining_ms: int = 15_000
+    took_effect: bool = False
+    """The fault hit after the flow's effect: the user gets the outcome, and the record stays in progress
+    until the invocation's deadline (a replay of that very submission then finds the token spent)."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.dependency}-{self.fault}-{self.flow}".replace(" ", "_")
+
+
+UNAVAILABLE = "service_unavailable"
+JSON_UNAVAILABLE = "503 service_unavailable"
+
+
+def identity_cloud_cases() -> list[Case]:
+    kinds = {
+        "code -1": Fault.service_unavailable(),
+        "HTTP 500 HTML page": Fault.http_500(),
+        "not JSON": Fault.not_json(),
+        "connection reset": Fault.reset(),
+        "slower than the timeout": Fault.delay(2.5),
+    }
+    cases = []
+    for name, fault in kinds.items():
+        cases.append(Case("auth_info", name, "sign_in", UNAVAILABLE, "auth_info", fault))
+        cases.append(
+            Case(
+                "add_or_update_access_token",
+                name,
+                "credentials",
+                JSON_UNAVAILABLE,
+                "add_or_update_access_token",
+                fault,
+            )
+        )
+        if name != "code -1":  # a Social Login code; Capture's own is 510, below
+            cases.append(Case("link_account_native", name, "link", UNAVAILABLE, "link_account_native", fault))
+    for code in (4, 6):
+        cases.append(
+            Case(
+                "auth_info",
+                f"provider error {code}",
+                "sign_in",
+                UNAVAILABLE,
+                "auth_info",
+                Fault.social_login_error(code),
+            )
+        )
+        cases.append(
+            Case(
+                "add_or_update_access_token",
+                f"provider error {code}",
+                "credentials",
+                JSON_UNAVAILABLE,
+                "add_or_update_access_token",
+                Fault.social_login_error(code),
+            )
+        )
+    cases.append(
+        Case(
+            "link_account_native",
+            "Capture 510 api_limit_error",
+            "link",
+            UNAVAILABLE,
+            "link_account_native",
+            Fault.capture_error(510),
+        )
+    )
+    return cases
+
+
+def aws_cases() -> list[Case]:
+    throttled = "ProvisionedThroughputExceededException"
+    return [
+        Case(
+            "DynamoDB",
+            "throttled put of the one-time value",
+            "sign_in",
+            "503 service_unavailable",
+            aws_action="dynamodb:PutItem",
+            aws_resource="NoncesTable",
+            aws_code=throttled,
+        ),
+        Case(
+            "DynamoDB",
+            "throttled consume of the one-time value",
+            "sign_in",
+            UNAVAILABLE,
+            aws_action="dynamodb:UpdateItem",
+            aws_resource="NoncesTable",
+            aws_code=throttled,
+        ),
+        Case(
+            "DynamoDB",
+            "conditional-check race on the one-time value",
+            "sign_in",
+            "token_url_invalid",
+            aws_action="dynamodb:UpdateItem",
+            aws_resource="NoncesTable",
+            aws_code="ConditionalCheckFailedException",
+        ),
+        Case(
+            "DynamoDB",
+            "throttled idempotency record",
+            "sign_in",
+            UNAVAILABLE,
+            aws_action="dynamodb:PutItem",
+            aws_resource="IdempotencyTable",
+            aws_code=throttled,
+        ),
+        Case(
+            "DynamoDB",
+            "throttled completion of the idempotency record (after the sign-in took effect)",
+            "sign_in",
+            "signed_in",
+            aws_action="dynamodb:UpdateItem",
+            aws_resource="IdempotencyTable",
+            aws_code=throttled,
+            took_effect=True,
+        ),
+        Case(
+            "DynamoDB",
+            "throttled session write",
+            "sign_in",
+            UNAVAILABLE,
+            aws_action="dynamodb:PutItem",
+            aws_resource="SessionsTable",
+            aws_code=throttled,
+        ),
+        Case(
+            "DynamoDB",
+            "throttled session read",
+            "link",
+            "503 service_unavailable",
+            aws_action="dynamodb:GetItem",
+            aws_resource="SessionsTable",
+            aws_code=throttled,
+        ),
+        Case(
+            "DynamoDB",
+            "throttled session write",
+            "session",
+            JSON_UNAVAILABLE,
+            aws_action="dynamodb:PutItem",
+            aws_resource="SessionsTable",
+            aws_code=throttled,
+        ),
+        Case(
+            "DynamoDB",
+            "throttled session delete",
+            "sign_out",
+            JSON_UNAVAILABLE,
+            aws_action="dynamodb:DeleteItem",
+            aws_resource="SessionsTable",
+            aws_code=throttled,
+        ),
+        Case(
+            "KMS",
+            "Encrypt fails",
+            "sign_in",
+            UNAVAILABLE,
+            aws_action="kms:Encrypt",
+            aws_resource="alias/token-url-credentials",
+            aws_code="KMSInternalException",
+        ),
+        Case(
+            "KMS",
+            "Encrypt fails",
+            "session",
+            JSON_UNAVAILABLE,
+            aws_action="kms:Encrypt",
+            aws_resource="alias/token-url-credentials",
+            aws_code="KMSInternalException",
+        ),
+        Case(
+            "KMS",
+            "Decrypt fails",
+            "link",
+            UNAVAILABLE,
+            aws_action="kms:Decrypt",
+            aws_resource="alias/token-url-credentials",
+            aws_code="KMSInternalException",
+        ),
+        Case(
+            "Secrets Manager",
+            "GetSecretValue fails",
+            "sign_in",
+            UNAVAILABLE,
+            aws_action="secretsmanager:GetSecretValue",
+            aws_resource="token-url/social-login-api-key",
+            aws_code="InternalServiceError",
+        ),
+        Case(
+            "Secrets Manager",
+            "GetSecretValue fails",
+            "credentials",
+            JSON_UNAVAILABLE,
+            aws_action="secretsmanager:GetSecretValue",
+            aws_resource="token-url/social-login-api-key",
+            aws_code="InternalServiceError",
+        ),
+        Case("Lambda", "under 2 s left", "sign_in", UNAVAILABLE, remaining_ms=1_200),
+        Case("Lambda", "under 2 s left", "link", UNAVAILABLE, remaining_ms=1_200),
+    ]
+
+
+CASES = identity_cloud_cases() + aws_cases()
+
+
+def assert_nothing_half_written(aws: Aws, *, in_progress_allowed: bool = False) -> None:
+    for item in aws.items("SessionsTable"):
+        if "identifier" in item:
+            # A social sign-in session without the provider's credentials would lose them for good.
+            assert "credentials" in item, item["pk"]
+        else:
+            assert "capture_token" in item, item["pk"]  # a Registration session keeps its access token
+    records = aws.items("IdempotencyTable")
+    in_progress = [item for item in records if item["status"]["S"] == "INPROGRESS"]
+    if in_progress_allowed:
+        # It lasts only as long as the invocation could have: a fresh attempt is never held back.
+        assert all(
+            int(item["in_progress_expiration"]["N"]) <= (time.time() + 16) * 1000 for item in in_progress
+        )
+    else:
+        assert in_progress == [], "an in-progress record would hold back the user's retry"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_fault(
+    case: Case,
+    *,
+    browser: Browser,
+    handler: Any,
+    emulator: IdentityCloudEmulator,
+    aws: Aws,
+    aws_faults: AwsFaults,
+    app_module: Any,
+) -> None:
+    world = World(browser=browser, handler=handler, emulator=emulator, aws=aws)
+    flow, success = FLOWS[case.flow]
+    if case.flow in {"link", "sign_out"}:
+        sign_in_to_registration(browser, emulator)
+    app_module.api_key_source.clear_cache()  # a fault in Secrets Manager must meet a cold cache
+    sessions_before = {item["pk"]["S"] for item in aws.items("SessionsTable")}
+
+    if case.emulator_fault is not None:
+        emulator.set_fault(case.emulator_endpoint or "", case.emulator_fault)
+    if case.aws_action is not None:
+        aws_faults.add(case.aws_action, case.aws_resource or "*", case.aws_code)
+    world.remaining_ms = case.remaining_ms
+    assert flow(world) == case.outcome
+
+    assert_nothing_half_written(aws, in_progress_allowed=case.took_effect)
+    if case.outcome != "token_url_invalid" and not case.took_effect:
+        # A failed flow creates no session, and loses none.
+        assert {item["pk"]["S"] for item in aws.items("SessionsTable")} == sessions_before
+    # Once the fault clears, the same flow started afresh succeeds.
+    emulator.clear_faults()
+    aws_faults.clear()
+    world.remaining_ms = 15_000
+    if case.flow == "sign_out":
+        sign_in_to_registration(browser, emulator)
+    assert flow(world) == success
+    assert_nothing_half_written(aws, in_progress_allowed=case.took_effect)
+
+
+def test_every_outside_call_has_its_faults() -> None:
+    covered = {case.dependency for case in CASES}
+    assert covered == {
+        "auth_info",
+        "link_account_native",
+        "add_or_update_access_token",
+        "DynamoDB",
+        "KMS",
+        "Secrets Manager",
+        "Lambda",
+    }
