@@ -1,0 +1,129 @@
+"""Races: the same token submitted 20 times at once, and two browsers linking one identity at once.
+
+In Lambda each concurrent request runs in its own container, sharing only DynamoDB and the upstream;
+here each is a thread calling the flow (the resolver's current event is per container, so the
+handler itself is not called from threads), against one moto and one emulator. The local stack
+test sends the 20 submissions over HTTP at once, as a double-clicking browser would.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import requests
+
+from emulator import Fault, IdentityCloudEmulator
+from tests.conftest import Aws
+from tests.integration.flows_support import BROWSER_COOKIE, FACEBOOK_ID, GOOGLE_ID, sign_in_to_registration
+from tests.stack_support import HttpBrowser, RunningStack
+from tests.support import Browser
+
+SUBMISSIONS = 20
+T = TypeVar("T")
+
+
+def all_at_once(count: int, task: Callable[[], T]) -> list[T]:
+    """Run `task` in `count` threads released together."""
+    barrier = threading.Barrier(count)
+
+    def released() -> T:
+        barrier.wait(timeout=10)
+        return task()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(released) for _ in range(count)]
+        return [future.result(timeout=60) for future in futures]
+
+
+def nonce_of(token_url: str) -> str:
+    return dict(parse_qsl(urlsplit(token_url).query))["nonce"]
+
+
+def test_twenty_concurrent_submissions_of_one_token_sign_in_once(
+    browser: Browser, emulator: IdentityCloudEmulator, aws: Aws, app_module: Any
+) -> None:
+    token_url = browser.start("sign_in")
+    token = emulator.issue_token(token_url, GOOGLE_ID)
+    binding = browser.cookie(BROWSER_COOKIE)
+    assert binding is not None
+    emulator.set_fault("auth_info", Fault.delay(0.3))  # the first is still upstream when the rest arrive
+
+    outcomes = all_at_once(
+        SUBMISSIONS,
+        lambda: app_module.service.complete_token(token=token, nonce=nonce_of(token_url), browser=binding),
+    )
+
+    assert len(emulator.calls_to("auth_info")) == 1
+    # Every reply is the one outcome, with the one session (or, past the wait, a clear "try again").
+    assert {(outcome.result, outcome.error) for outcome in outcomes} <= {
+        ("signed_in", None),
+        (None, "request_in_progress"),
+    }
+    sessions = {outcome.session_id for outcome in outcomes if outcome.result}
+    assert len(sessions) == 1
+    assert len(aws.items("SessionsTable")) == 1
+
+
+def test_two_browsers_linking_one_identity_at_once_make_one_link(
+    handler: Any, emulator: IdentityCloudEmulator, aws: Aws, app_module: Any
+) -> None:
+    first, second = Browser(handler, "first"), Browser(handler, "second")
+    sign_in_to_registration(first, emulator, "user-1")
+    sign_in_to_registration(second, emulator, "user-2")
+    submissions = []
+    for browser in (first, second):
+        token_url = browser.start("link")
+        token = emulator.issue_token(token_url, FACEBOOK_ID)
+        binding = browser.cookie(BROWSER_COOKIE)
+        submissions.append((token, nonce_of(token_url), binding))
+    emulator.set_fault("link_account_native", Fault.delay(0.2, times=2))
+    pending = iter(submissions)
+    lock = threading.Lock()
+
+    def submit() -> tuple[str | None, str | None]:
+        with lock:
+            token, nonce, binding = next(pending)
+        outcome = app_module.service.complete_token(token=token, nonce=nonce, browser=binding)
+        return outcome.result, outcome.error
+
+    outcomes = all_at_once(2, submit)
+
+    assert sorted(outcomes, key=str) == sorted([("linked", None), (None, "already_linked")], key=str)
+    assert emulator.owner_of(FACEBOOK_ID) in {"user-1", "user-2"}
+    linked = [emulator.linked_identities(user) for user in ("user-1", "user-2")]
+    assert sorted(linked) == [[], [FACEBOOK_ID]]
+
+
+def test_twenty_concurrent_token_posts_over_http_sign_in_once(local_stack: RunningStack) -> None:
+    browser = HttpBrowser(local_stack)
+    post = browser.authenticate(browser.start("sign_in"), "google", "double-clicker")
+    binding = browser.jar[BROWSER_COOKIE].value
+    headers = {
+        "Origin": local_stack.emulator,
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": f"{BROWSER_COOKIE}={binding}",
+    }
+
+    def submit() -> tuple[int, str, str]:
+        reply = requests.post(
+            post.action,
+            data=urlencode({"token": post.token}),
+            headers=headers,
+            allow_redirects=False,
+            timeout=60,
+        )
+        session = reply.cookies.get("__Host-tu_session") or ""
+        return reply.status_code, reply.headers.get("Location", ""), session
+
+    replies = all_at_once(SUBMISSIONS, submit)
+
+    assert {status for status, _, _ in replies} == {303}
+    outcomes = {dict(parse_qsl(urlsplit(location).query)).get("result") for _, location, _ in replies}
+    assert outcomes == {"signed_in"}
+    sessions = {session for _, _, session in replies}
+    assert len(sessions) == 1, "every reply carries the one session the first submission created"
+    assert sessions != {""}
