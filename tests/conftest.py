@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -32,7 +33,8 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 from moto import mock_aws  # moto before the handler builds its clients
 
 from devtools.template import create_tables, load_template
-from emulator import IdentityCloudEmulator, serve
+from emulator import DEFAULT_API_KEY, IdentityCloudEmulator, serve
+from tests.leak_guard import LeakGuard, LogLines
 from tests.stack_support import RunningStack, start_stack
 from tests.support import APP_URL, PUBLIC_BASE_URL, Browser
 
@@ -119,8 +121,52 @@ class Aws:
         return list(self.dynamodb.scan(TableName=table)["Items"])
 
 
+@pytest.fixture(autouse=True)
+def leak_guard(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[LeakGuard]:
+    """Fails the test if a secret it used reaches a log, an annotation, output, a body or a stored item."""
+    guard = LeakGuard()
+    guard.learn(API_KEY, DEFAULT_API_KEY)
+    issue_token, mint_access_token = (
+        IdentityCloudEmulator.issue_token,
+        IdentityCloudEmulator.mint_access_token,
+    )
+
+    def issuing(emulator: IdentityCloudEmulator, *args: Any, **kwargs: Any) -> str:
+        token = issue_token(emulator, *args, **kwargs)
+        guard.learn(token)
+        guard.learn_credentials(emulator._tokens[token].access_credentials)
+        return token
+
+    def minting(emulator: IdentityCloudEmulator, *args: Any, **kwargs: Any) -> str:
+        access_token = mint_access_token(emulator, *args, **kwargs)
+        guard.learn(access_token)
+        return access_token
+
+    monkeypatch.setattr(IdentityCloudEmulator, "issue_token", issuing)
+    monkeypatch.setattr(IdentityCloudEmulator, "mint_access_token", minting)
+    service_logger = logging.getLogger("token-url")
+    powertools_handler = next(iter(service_logger.handlers), None)
+    capture = LogLines(guard.log_lines, powertools_handler.formatter if powertools_handler else None)
+    service_logger.addHandler(capture)
+    if "observability" in sys.modules:  # the function's modules are imported by the tests that use them
+        span = sys.modules["observability"].Span
+        outcome = span.outcome
+
+        def annotating(self: Any, value: str) -> None:
+            guard.annotations.append(value)
+            outcome(self, value)
+
+        monkeypatch.setattr(span, "outcome", annotating)
+    yield guard
+    service_logger.removeHandler(capture)
+    printed = capsys.readouterr()
+    guard.printed.extend([printed.out, printed.err])
+    leaks = guard.leaks()
+    assert leaks == [], "\n".join(leaks)
+
+
 @pytest.fixture
-def aws(app_module: ModuleType, template: dict[str, Any]) -> Iterator[Aws]:
+def aws(app_module: ModuleType, template: dict[str, Any], leak_guard: LeakGuard) -> Iterator[Aws]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_tables(dynamodb, template)
@@ -130,13 +176,23 @@ def aws(app_module: ModuleType, template: dict[str, Any]) -> Iterator[Aws]:
         key_id = kms.create_key(Description="token-url test credentials key")["KeyMetadata"]["KeyId"]
         kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=key_id)
         app_module.api_key_source.clear_cache()
-        yield Aws(dynamodb=dynamodb, kms=kms, secrets=secrets, key_id=key_id)
+        resources = Aws(dynamodb=dynamodb, kms=kms, secrets=secrets, key_id=key_id)
+        yield resources
         app_module.api_key_source.clear_cache()
+        for table in dynamodb.list_tables()["TableNames"]:
+            leak_guard.learn_items(resources.items(table))
 
 
 @pytest.fixture
-def handler(aws: Aws, emulator: IdentityCloudEmulator, app_module: ModuleType) -> Any:
-    return app_module.lambda_handler
+def handler(aws: Aws, emulator: IdentityCloudEmulator, app_module: ModuleType, leak_guard: LeakGuard) -> Any:
+    """lambda_handler, with every reply shown to the leak guard."""
+
+    def handle(event: dict[str, Any], context: Any) -> Any:
+        response = app_module.lambda_handler(event, context)
+        leak_guard.learn_response(response)
+        return response
+
+    return handle
 
 
 @pytest.fixture

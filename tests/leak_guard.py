@@ -1,0 +1,85 @@
+"""The secret-leak guard every test runs under (tests/conftest.py wires it in).
+
+It learns the secrets a test uses as they come into being: the apiKeys, every Social Login token and
+provider credential the emulator issues, every Registration access token it mints, and every
+session and browser cookie the function sets. At the end of the test it looks for each of them in
+every log line the function wrote, every trace annotation, everything printed (metrics included),
+every response body, and every stored item except the two KMS-encrypted fields. One hit fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+MIN_SECRET_LENGTH = 8
+"""Shorter values (a test's "t" token in a refused request) would match by chance, not by leaking."""
+ENCRYPTED_FIELDS = {"credentials", "capture_token"}
+SECRET_FIELD = re.compile(r"token|secret|key|password", re.IGNORECASE)
+
+
+@dataclass
+class LeakGuard:
+    secrets: set[str] = field(default_factory=set)
+    log_lines: list[str] = field(default_factory=list)
+    annotations: list[str] = field(default_factory=list)
+    bodies: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+    printed: list[str] = field(default_factory=list)
+
+    def learn(self, *values: Any) -> None:
+        for value in values:
+            if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+                self.secrets.add(value)
+
+    def learn_credentials(self, credentials: dict[str, Any] | None) -> None:
+        """The secret parts of provider accessCredentials (not `type`, `uid` or `expires`, which are not)."""
+        for name, value in (credentials or {}).items():
+            if SECRET_FIELD.search(name):
+                self.learn(value)
+
+    def learn_response(self, response: dict[str, Any]) -> None:
+        """A handler's reply: its cookies are secrets; its body is a place to look."""
+        for cookie in response.get("cookies") or []:
+            self.learn(str(cookie).split(";", 1)[0].partition("=")[2])
+        self.bodies.append(str(response.get("body") or ""))
+
+    def learn_items(self, items: Iterable[dict[str, Any]]) -> None:
+        for item in items:
+            self.items.append(
+                json.dumps({key: value for key, value in item.items() if key not in ENCRYPTED_FIELDS})
+            )
+
+    def leaks(self) -> list[str]:
+        places = {
+            "log line": self.log_lines,
+            "trace annotation": self.annotations,
+            "response body": self.bodies,
+            "stored item": self.items,
+            "printed output": self.printed,
+        }
+        found = []
+        for place, texts in places.items():
+            for text in texts:
+                for secret in self.secrets:
+                    if secret in text:
+                        excerpt = text.replace(secret, "«secret»")[:200]
+                        found.append(f"a secret ({secret[:4]}…, {len(secret)} chars) in a {place}: {excerpt}")
+        return found
+
+
+class LogLines(logging.Handler):
+    """Every line the function logs, formatted as Powertools writes it to CloudWatch."""
+
+    def __init__(self, lines: list[str], formatter: logging.Formatter | None) -> None:
+        super().__init__(level=logging.DEBUG)
+        self._lines = lines
+        if formatter is not None:
+            self.setFormatter(formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._lines.append(self.format(record))
