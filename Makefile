@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed-stamp
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install lint format typecheck unit integration stack e2e deploy-checks test run validate build clean
+.PHONY: install lint format typecheck unit integration stack e2e deploy-checks test run validate build clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
+
+# The full counts of what `make test` runs small: 10,000 warm invocations of every flow and bad input in
+# one process (CI: 600), 5,000 hostile events (CI: 300), schemathesis with 2,000 examples per operation (CI: 50).
+soak: $(STAMP)
+	SOAK_INVOCATIONS=10000 FUZZ_EXAMPLES=5000 $(BIN)/pytest tests/soak tests/integration/test_hostile_input.py -q -s
+	FUZZ_EXAMPLES=2000 $(BIN)/pytest tests/fuzz -q -s
 
 # The local stack over HTTP (tests/stack) and the demo in headless Chromium (tests/e2e).
 stack: $(STAMP)
