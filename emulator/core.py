@@ -423,6 +423,7 @@ class IdentityCloudEmulator:
             provide_automatic_options=False,
         )
         app.add_url_rule("/_emulator/links", "emulator_links", self._admin_links, methods=["GET"])
+        app.add_url_rule("/_emulator/calls", "emulator_calls", self._admin_calls, methods=["GET"])
         app.wsgi_app = _ResetMiddleware(app.wsgi_app)  # type: ignore[method-assign]
         return app
 
@@ -681,6 +682,13 @@ class IdentityCloudEmulator:
         except (TypeError, ValueError) as exc:
             return _json_response({"error": str(exc)}, 400)
         return _json_response({"stat": "ok"})
+
+    def _admin_calls(self) -> Response:
+        """How many calls each upstream endpoint received (no parameters: they hold secrets)."""
+        counts: dict[str, int] = {}
+        for call in self.calls:
+            counts[call.endpoint] = counts.get(call.endpoint, 0) + 1
+        return _json_response({"calls": counts})
 
     def _admin_links(self) -> Response:
         user_id = request.args.get("user_id")

@@ -148,6 +148,10 @@ def leak_guard(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
     powertools_handler = next(iter(service_logger.handlers), None)
     capture = LogLines(guard.log_lines, powertools_handler.formatter if powertools_handler else None)
     service_logger.addHandler(capture)
+    # And what any library logs (botocore, urllib3, ...); the function's own lines already came above.
+    library_capture = LogLines(guard.log_lines, None)
+    library_capture.addFilter(lambda record: record.name != "token-url")
+    logging.getLogger().addHandler(library_capture)
     if "observability" in sys.modules:  # the function's modules are imported by the tests that use them
         span = sys.modules["observability"].Span
         outcome = span.outcome
@@ -159,6 +163,7 @@ def leak_guard(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
         monkeypatch.setattr(span, "outcome", annotating)
     yield guard
     service_logger.removeHandler(capture)
+    logging.getLogger().removeHandler(library_capture)
     printed = capsys.readouterr()
     guard.printed.extend([printed.out, printed.err])
     leaks = guard.leaks()
@@ -188,6 +193,7 @@ def handler(aws: Aws, emulator: IdentityCloudEmulator, app_module: ModuleType, l
     """lambda_handler, with every reply shown to the leak guard."""
 
     def handle(event: dict[str, Any], context: Any) -> Any:
+        leak_guard.learn_request(event)
         response = app_module.lambda_handler(event, context)
         leak_guard.learn_response(response)
         return response

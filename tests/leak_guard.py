@@ -9,16 +9,19 @@ every response body, and every stored item except the two KMS-encrypted fields. 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 MIN_SECRET_LENGTH = 8
 """Shorter values (a test's "t" token in a refused request) would match by chance, not by leaking."""
 ENCRYPTED_FIELDS = {"credentials", "capture_token"}
+REQUEST_SECRETS = ("token", "access_token")
 SECRET_FIELD = re.compile(r"token|secret|key|password", re.IGNORECASE)
 
 
@@ -42,11 +45,26 @@ class LeakGuard:
             if SECRET_FIELD.search(name):
                 self.learn(value)
 
+    def learn_request(self, event: dict[str, Any]) -> None:
+        """The secrets a request carries: a token or access token in its JSON or form body."""
+        raw = event.get("body") or ""
+        try:
+            text = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else str(raw)
+        except (ValueError, UnicodeDecodeError):
+            return
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):  # hostile bodies: forms, or JSON nested past the limit
+            data = {name: values[0] for name, values in parse_qs(text).items()}
+        if isinstance(data, dict):
+            self.learn(*(data.get(name) for name in REQUEST_SECRETS))
+
     def learn_response(self, response: dict[str, Any]) -> None:
-        """A handler's reply: its cookies are secrets; its body is a place to look."""
+        """A handler's reply: its cookies are secrets; its body and other headers are places to look."""
         for cookie in response.get("cookies") or []:
             self.learn(str(cookie).split(";", 1)[0].partition("=")[2])
         self.bodies.append(str(response.get("body") or ""))
+        self.bodies.append(json.dumps(response.get("headers") or {}))
 
     def learn_items(self, items: Iterable[dict[str, Any]]) -> None:
         for item in items:

@@ -206,6 +206,7 @@ class TokenUrlService:
             # replays failed. The user gets the outcome; a replay of this very submission meets the
             # in-progress record until the invocation's deadline, then finds the token spent.
             logger.warning("Token completed, but its idempotency record could not be saved")
+        self._finished.result = None  # it holds a sealed session: not kept past this call
         if result is None:
             return self._counted(TokenOutcome(result=None, error=ErrorCode.REQUEST_IN_PROGRESS))
         if result.error is not None:

@@ -910,3 +910,11 @@ def test_fault_social_login_error(emu: IdentityCloudEmulator, url: str) -> None:
     emu.set_fault("add_or_update_access_token", Fault.social_login_error(8))
     assert sl_error(add_or_update(url)) == (8, "Error injected by the emulator")
     assert sl_error(add_or_update(url))[0] == 0  # one call only: the next is checked as usual (no params)
+
+
+def test_admin_calls_counts_calls_per_endpoint(emu: IdentityCloudEmulator, url: str) -> None:
+    add_or_update(url)
+    add_or_update(url)
+    auth_info(url)
+    counts = requests.get(f"{url}/_emulator/calls", timeout=TIMEOUT).json()["calls"]
+    assert (counts["add_or_update_access_token"], counts["auth_info"]) == (2, 1)
