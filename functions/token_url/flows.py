@@ -206,6 +206,7 @@ class TokenUrlService:
             # replays failed. The user gets the outcome; a replay of this very submission meets the
             # in-progress record until the invocation's deadline, then finds the token spent.
             logger.warning("Token completed, but its idempotency record could not be saved")
+            self._retire(attempt)
         self._finished.result = None  # it holds a sealed session: not kept past this call
         if result is None:
             return self._counted(TokenOutcome(result=None, error=ErrorCode.REQUEST_IN_PROGRESS))
@@ -224,6 +225,14 @@ class TokenUrlService:
                 session_expires_at=result.session_expires_at,
             )
         )
+
+    def _retire(self, attempt: TokenAttempt) -> None:
+        # Without a completed record, a replay after the in-progress record expires would run the flow
+        # again (a second session, if the application's tokens are not one-time): end the value instead.
+        try:
+            self._nonces.retire(pk=digest("nonce", attempt.nonce), attempt_key=attempt.attempt_key)
+        except (ServiceUnavailable, ConditionFailed):
+            logger.warning("Token URL one-time value could not be retired; it expires by itself")
 
     @staticmethod
     def _counted(outcome: TokenOutcome) -> TokenOutcome:

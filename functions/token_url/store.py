@@ -96,6 +96,25 @@ class NonceStore:
         return NonceRecord.model_validate(_from_item(reply["Attributes"]))
 
 
+    def retire(self, *, pk: str, attempt_key: str) -> None:
+        """Make a value consumed by `attempt_key` unusable even by that same attempt.
+
+        For when a flow took effect but its idempotency record could not be completed: a later replay
+        of the attempt must not run the flow a second time.
+        """
+        with _dynamodb_call("retire_nonce"):
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}},
+                UpdateExpression="SET consumed_by = :retired",
+                ConditionExpression="consumed_by = :attempt",
+                ExpressionAttributeValues={
+                    ":retired": {"S": f"retired:{attempt_key}"},
+                    ":attempt": {"S": attempt_key},
+                },
+            )
+
+
 class SessionStore:
     def __init__(self, *, client: DynamoDBClient, table: str) -> None:
         self._client = client

@@ -528,3 +528,25 @@ def test_every_outside_call_has_its_faults() -> None:
         "Secrets Manager",
         "Lambda",
     }
+
+
+def test_a_replay_after_an_unsaved_result_expires_does_not_run_the_flow_again(
+    browser: Browser, emulator: IdentityCloudEmulator, aws: Aws, aws_faults: AwsFaults
+) -> None:
+    emulator.one_time_tokens = False  # an application whose tokens can be read more than once
+    world = World(browser=browser, handler=None, emulator=emulator, aws=aws)
+    aws_faults.add("dynamodb:UpdateItem", "IdempotencyTable", "ProvisionedThroughputExceededException")
+    assert sign_in(world) == "signed_in"
+    # The in-progress record outlives nothing: once the invocation's deadline has passed ...
+    [record] = aws.items("IdempotencyTable")
+    aws.dynamodb.update_item(
+        TableName="IdempotencyTable",
+        Key={"id": record["id"]},
+        UpdateExpression="SET in_progress_expiration = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time() * 1000) - 1)}},
+    )
+    # ... a replay of that very submission finds the one-time value retired, not a second session.
+    assert world.last_submission is not None
+    assert browser.submit_token(*world.last_submission).outcome == {"error": "token_url_invalid"}
+    assert len([item for item in aws.items("SessionsTable") if "identifier" in item]) == 1
+    assert len(emulator.calls_to("auth_info")) == 1
