@@ -95,7 +95,6 @@ class NonceStore:
             )
         return NonceRecord.model_validate(_from_item(reply["Attributes"]))
 
-
     def retire(self, *, pk: str, attempt_key: str) -> None:
         """Make a value consumed by `attempt_key` unusable even by that same attempt.
 
