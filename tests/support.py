@@ -16,6 +16,35 @@ APP_ORIGIN = "https://app.example.test"
 PUBLIC_BASE_URL = "https://api.example.test"
 PROVIDER_ORIGIN = "https://myapp.rpxnow.com"
 
+
+def as_list(value: Any) -> list[Any]:
+    """A CloudFormation value that may be one item or a list of them (Action, Resource, Statement)."""
+    return value if isinstance(value, list) else [value]
+
+
+# Routes and media types the hostile-input fuzzer and the soak draw from: every route, plus ones that are not.
+HOSTILE_ROUTES = [
+    ("POST", "/token"),
+    ("POST", "/token-url"),
+    ("POST", "/session"),
+    ("GET", "/session"),
+    ("DELETE", "/session"),
+    ("POST", "/credentials"),
+    ("GET", "/health"),
+    ("PUT", "/token"),
+    ("GET", "/token"),
+    ("POST", "/nowhere"),
+]
+HOSTILE_CONTENT_TYPES = [
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=xyz",
+    "multipart/form-data",
+    "text/plain",
+    "application/json; charset=utf-16",
+    "",
+]
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 

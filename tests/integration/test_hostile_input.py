@@ -12,32 +12,18 @@ from hypothesis import strategies as st
 
 from tests.conftest import Aws, LogCapture
 from tests.integration.flows_support import BROWSER_COOKIE, GOOGLE_ID
-from tests.support import APP_ORIGIN, APP_URL, Browser, FakeLambdaContext, http_event
-
-ROUTES = [
-    ("POST", "/token"),
-    ("POST", "/token-url"),
-    ("POST", "/session"),
-    ("GET", "/session"),
-    ("DELETE", "/session"),
-    ("POST", "/credentials"),
-    ("GET", "/health"),
-    ("PUT", "/token"),
-    ("GET", "/token"),
-    ("POST", "/nowhere"),
-]
-text = st.text(max_size=300)
-content_types = st.sampled_from(
-    [
-        "application/json",
-        "application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=xyz",
-        "multipart/form-data",
-        "text/plain",
-        "application/json; charset=utf-16",
-        "",
-    ]
+from tests.support import (
+    APP_ORIGIN,
+    APP_URL,
+    HOSTILE_CONTENT_TYPES,
+    HOSTILE_ROUTES,
+    Browser,
+    FakeLambdaContext,
+    http_event,
 )
+
+text = st.text(max_size=300)
+content_types = st.sampled_from(HOSTILE_CONTENT_TYPES)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
@@ -62,7 +48,9 @@ header_names = st.text(
     alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), min_size=1
 )
 methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]) | st.text(max_size=10)
-any_route = st.sampled_from(ROUTES) | st.tuples(methods, st.text(max_size=60).map(lambda path: "/" + path))
+any_route = st.sampled_from(HOSTILE_ROUTES) | st.tuples(
+    methods, st.text(max_size=60).map(lambda path: "/" + path)
+)
 
 
 @st.composite

@@ -16,13 +16,9 @@ from devtools.template import resources_of_type
 from emulator import Fault, IdentityCloudEmulator
 from tests.conftest import KEY_ALIAS, SECRET_NAME
 from tests.integration.flows_support import FACEBOOK_ID, link, sign_in, sign_in_to_registration
-from tests.support import Browser, FakeLambdaContext, http_event
+from tests.support import Browser, FakeLambdaContext, as_list, http_event
 
 Call = tuple[str, str]  # ("dynamodb:GetItem", resource)
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 @pytest.fixture
@@ -52,10 +48,8 @@ def granted_calls(template: dict[str, Any]) -> set[Call]:
             continue
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
             assert statement["Effect"] == "Allow"
-            targets = (
-                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            )
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            targets = as_list(statement["Resource"])
+            actions = as_list(statement["Action"])
             for target in targets:
                 logical_id = target.get("Ref") or target["Fn::GetAtt"][0]
                 granted |= {(action, names[logical_id]) for action in actions}

@@ -48,7 +48,15 @@ from moto.core.model_instances import reset_model_data
 
 from emulator.profiles import PROVIDERS, identifier_for
 from tests.conftest import Aws
-from tests.support import APP_ORIGIN, APP_URL, PROVIDER_ORIGIN, Browser, http_event
+from tests.support import (
+    APP_ORIGIN,
+    APP_URL,
+    HOSTILE_CONTENT_TYPES,
+    HOSTILE_ROUTES,
+    PROVIDER_ORIGIN,
+    Browser,
+    http_event,
+)
 
 INVOCATIONS = int(os.environ.get("SOAK_INVOCATIONS", "600"))
 EPOCHS = 10  # the first one is the warm-up (10% of the invocations)
@@ -641,7 +649,7 @@ class Soak:
 
     def bad_fuzz(self) -> None:
         """A random event in the spirit of tests/integration/test_hostile_input.py."""
-        method, path = self.rng.choice(FUZZ_ROUTES)
+        method, path = self.rng.choice(HOSTILE_ROUTES)
         body = self.rng.choice(
             [
                 None,
@@ -663,7 +671,7 @@ class Soak:
             path,
             body=body,
             headers={
-                "Content-Type": self.rng.choice(FUZZ_CONTENT_TYPES),
+                "Content-Type": self.rng.choice(HOSTILE_CONTENT_TYPES),
                 "Origin": self.rng.choice([APP_ORIGIN, "https://evil.example", "null"]),
             },
             cookies=cookies,
@@ -684,27 +692,6 @@ class Soak:
         assert (reply.status, reply.json()) == (200, {"status": "ok"})
 
 
-FUZZ_ROUTES = [
-    ("POST", "/token"),
-    ("POST", "/token-url"),
-    ("POST", "/session"),
-    ("GET", "/session"),
-    ("DELETE", "/session"),
-    ("POST", "/credentials"),
-    ("GET", "/health"),
-    ("PUT", "/token"),
-    ("GET", "/token"),
-    ("POST", "/nowhere"),
-]
-FUZZ_CONTENT_TYPES = [
-    "application/json",
-    "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=xyz",
-    "multipart/form-data",
-    "text/plain",
-    "application/json; charset=utf-16",
-    "",
-]
 BAD_INPUTS: dict[str, Callable[[Soak], None]] = {
     "garbage_json": Soak.bad_garbage_json,
     "duplicate_keys": Soak.bad_duplicate_keys,

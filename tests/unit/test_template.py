@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from devtools import template as tpl
+from tests.support import as_list
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,10 +72,6 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
 
 def function(template: dict[str, Any]) -> dict[str, Any]:
     return resources(template)["TokenUrlFunction"]["Properties"]
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
