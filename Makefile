@@ -10,12 +10,15 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed-stamp
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install lint format typecheck unit integration stack e2e deploy-checks test run validate build clean soak
+.PHONY: install lint format typecheck unit integration stack e2e deploy-checks test run validate build clean soak bench
 
-$(STAMP): pyproject.toml
+# The function's dependency tree at the versions its artifact packages (functions/token_url/requirements.txt).
+FUNCTION_PINS := functions/token_url/requirements.txt
+
+$(STAMP): pyproject.toml $(FUNCTION_PINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --constraint $(FUNCTION_PINS)
 	touch $(STAMP)
 
 $(SAM_STAMP): pyproject.toml
@@ -35,7 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy functions/token_url devtools emulator importer
+	$(BIN)/mypy functions/token_url devtools emulator importer bench
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
@@ -75,6 +78,12 @@ build: $(SAM_STAMP) $(STAMP)
 # HTTP API gateway, and the demo site. Settings from the environment (README, "Run it locally").
 run: $(STAMP)
 	$(BIN)/python -m devtools.local_stack
+
+# Cold start, warm overhead, calls, connections, memory and artifact, each beside its floor (README
+# "Performance"): prints the table, writes test-output/bench.json, exits 1 if a budget does not hold.
+# A few minutes; `make test` runs it once with tiny counts (tests/bench).
+bench: $(STAMP) $(SAM_STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output

@@ -202,6 +202,7 @@ class IdentityCloudEmulator:
         self._calls: list[RecordedCall] = []
         self._faults: dict[str, list[_ActiveFault]] = {}
         self._connections = 0
+        self._connection_hosts: dict[str, int] = {}
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ test helpers
@@ -344,6 +345,7 @@ class IdentityCloudEmulator:
             self._calls.clear()
             self._faults.clear()
             self._connections = 0
+            self._connection_hosts.clear()
 
     @property
     def connections_accepted(self) -> int:
@@ -355,6 +357,17 @@ class IdentityCloudEmulator:
         """Called by the server for every accepted TCP connection."""
         with self._lock:
             self._connections += 1
+
+    @property
+    def connections_by_host(self) -> dict[str, int]:
+        """Connections by the Host header of their first request: one upstream host per client pool."""
+        with self._lock:
+            return dict(self._connection_hosts)
+
+    def note_connection_host(self, host: str) -> None:
+        """Called by the server with the Host header of each connection's first request."""
+        with self._lock:
+            self._connection_hosts[host] = self._connection_hosts.get(host, 0) + 1
 
     @staticmethod
     def _check_endpoint(endpoint: str) -> None:
@@ -424,6 +437,9 @@ class IdentityCloudEmulator:
         )
         app.add_url_rule("/_emulator/links", "emulator_links", self._admin_links, methods=["GET"])
         app.add_url_rule("/_emulator/calls", "emulator_calls", self._admin_calls, methods=["GET"])
+        app.add_url_rule(
+            "/_emulator/connections", "emulator_connections", self._admin_connections, methods=["GET"]
+        )
         app.wsgi_app = _ResetMiddleware(app.wsgi_app)  # type: ignore[method-assign]
         return app
 
@@ -689,6 +705,10 @@ class IdentityCloudEmulator:
         for call in self.calls:
             counts[call.endpoint] = counts.get(call.endpoint, 0) + 1
         return _json_response({"calls": counts})
+
+    def _admin_connections(self) -> Response:
+        """Accepted TCP connections, in all and by the Host header of each one's first request."""
+        return _json_response({"accepted": self.connections_accepted, "by_host": self.connections_by_host})
 
     def _admin_links(self) -> Response:
         user_id = request.args.get("user_id")

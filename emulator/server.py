@@ -46,6 +46,7 @@ class _Handler(WSGIRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self._host_noted = False
         self.server.track(self.connection)
 
     def finish(self) -> None:
@@ -96,6 +97,9 @@ class _Handler(WSGIRequestHandler):
         self.server.mark_for_reset(self.connection)
 
     def run_wsgi(self) -> None:
+        if not self._host_noted:
+            self._host_noted = True
+            self.server.emulator.note_connection_host(self.headers.get("Host", ""))
         if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.environ = environ = self.make_environ()

@@ -737,6 +737,21 @@ def test_connection_counting_with_and_without_keep_alive(
     assert emu.connections_accepted == 6
 
 
+def test_connections_are_counted_by_the_host_of_their_first_request(
+    emu: IdentityCloudEmulator, url: str
+) -> None:
+    port = url.rsplit(":", 1)[1]
+    with requests.Session() as social, requests.Session() as capture:
+        for _ in range(3):
+            social.post(f"{url}/api/v2/auth_info", data={"apiKey": API_KEY, "token": "t"}, timeout=TIMEOUT)
+            capture.post(f"http://localhost:{port}/oauth/link_account_native", timeout=TIMEOUT)
+    with requests.Session() as admin:
+        reply = admin.get(f"{url}/_emulator/connections", headers={"Host": "admin"}, timeout=TIMEOUT).json()
+    assert reply == {"accepted": 3, "by_host": {f"127.0.0.1:{port}": 1, f"localhost:{port}": 1, "admin": 1}}
+    emu.reset()
+    assert emu.connections_by_host == {}
+
+
 def test_reset_fault_breaks_only_that_connection(emu: IdentityCloudEmulator, url: str) -> None:
     emu.set_fault("auth_info", Fault.reset())
     with requests.Session() as session:

@@ -1,0 +1,215 @@
+"""The floor: the calls a flow truly needs, made with bare boto3 and requests and nothing else.
+
+No routing, validation, models, idempotency library, logging, tracing or metrics: parse the form,
+make the calls, answer a redirect. What the function spends beyond this is its overhead.
+
+The minimum each flow needs (the design's, stated in README "Performance"):
+
+* sign-in (token POST): auth_info; DynamoDB: record the attempt (conditional put), spend the one-time
+  value (conditional update), write the session, complete the attempt's record; KMS: encrypt the
+  provider credentials.
+* link (token POST): auth_info and link_account_native; DynamoDB: record the attempt, spend the
+  one-time value, read the Registration session, add the identity to the session's list, complete the
+  record; KMS: decrypt the Registration access token.
+* replay (the same submission again): DynamoDB: one conditional put that fails and returns the stored
+  result.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import boto3
+import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+BARE_HOSTS = {"social": "bare-social", "capture": "bare-capture"}
+"""Host headers of the floor's upstream calls, so the emulator counts its connections apart."""
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+class BareHandler:
+    """A handler for the token POST of a sign-in, a link and a replay, with nothing but the calls."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+        self.dynamodb = boto3.client("dynamodb", config=config)
+        self.kms = boto3.client("kms", config=config)
+        self.secrets = boto3.client("secretsmanager", config=config)
+        self.http = requests.Session()
+        self.sessions = environ["SESSIONS_TABLE"]
+        self.nonces = environ["NONCES_TABLE"]
+        self.idempotency = environ["IDEMPOTENCY_TABLE"]
+        self.key_id = environ["CREDENTIALS_KEY_ID"]
+        self.social_login = environ["SOCIAL_LOGIN_BASE_URL"]
+        self.capture = environ["CAPTURE_BASE_URL"]
+        self.secret_id = environ["SOCIAL_LOGIN_API_KEY_SECRET"]
+        self.client_id = environ["CAPTURE_CLIENT_ID"]
+        self.flow = environ["CAPTURE_FLOW"]
+        self.flow_version = environ["CAPTURE_FLOW_VERSION"]
+        self.locale = environ["CAPTURE_LOCALE"]
+        self.redirect_uri = environ["CAPTURE_REDIRECT_URI"]
+        self.app_url = environ["APP_URL"]
+        self.api_key: str | None = None
+
+    # ------------------------------------------------------------ preparation (not timed)
+
+    def start(self, *, session: str | None = None) -> tuple[str, str]:
+        """A one-time value and a browser binding, as POST /token-url writes them: (nonce, browser)."""
+        nonce, browser = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        item: dict[str, Any] = {
+            "pk": {"S": _key("bare-nonce", nonce)},
+            "browser": {"S": browser},
+            "intent": {"S": "link" if session else "sign_in"},
+            "expires_at": {"N": str(int(time.time()) + 600)},
+        }
+        if session:
+            item["session"] = {"S": session}
+        self.dynamodb.put_item(TableName=self.nonces, Item=item)
+        return nonce, browser
+
+    def registration_session(self, access_token: str) -> str:
+        pk = _key("bare-session", secrets.token_urlsafe(32))
+        sealed = self.kms.encrypt(
+            KeyId=self.key_id, Plaintext=access_token.encode(), EncryptionContext={"session": pk}
+        )["CiphertextBlob"]
+        self.dynamodb.put_item(
+            TableName=self.sessions, Item={"pk": {"S": pk}, "capture_token": {"B": sealed}}
+        )
+        return pk
+
+    # ------------------------------------------------------------ the token POST
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        body = event.get("body") or ""
+        form = parse_qs(base64.b64decode(body).decode() if event.get("isBase64Encoded") else body)
+        token = form["token"][0]
+        nonce = parse_qs(event["rawQueryString"])["nonce"][0]
+        browser = next(
+            c.split("=", 1)[1] for c in event.get("cookies", []) if c.startswith("__Host-tu_browser=")
+        )
+        attempt = _key("bare-attempt", token, nonce, browser)
+        stored = self._record_attempt(attempt)
+        if stored is not None:
+            return self._redirect(stored)
+        consumed = self.dynamodb.update_item(
+            TableName=self.nonces,
+            Key={"pk": {"S": _key("bare-nonce", nonce)}},
+            UpdateExpression="SET consumed_by = :attempt",
+            ConditionExpression=(
+                "attribute_exists(pk) AND browser = :browser AND attribute_not_exists(consumed_by)"
+            ),
+            ExpressionAttributeValues={":attempt": {"S": attempt}, ":browser": {"S": browser}},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        if consumed["intent"]["S"] == "sign_in":
+            result = self._sign_in(token)
+        else:
+            result = self._link(token, consumed["session"]["S"])
+        self.dynamodb.update_item(
+            TableName=self.idempotency,
+            Key={"id": {"S": attempt}},
+            UpdateExpression="SET #status = :done, #data = :data",
+            ExpressionAttributeNames={"#status": "status", "#data": "data"},
+            ExpressionAttributeValues={":done": {"S": "COMPLETED"}, ":data": {"S": result}},
+        )
+        return self._redirect(result)
+
+    def _record_attempt(self, attempt: str) -> str | None:
+        try:
+            self.dynamodb.put_item(
+                TableName=self.idempotency,
+                Item={
+                    "id": {"S": attempt},
+                    "status": {"S": "INPROGRESS"},
+                    "expiration": {"N": str(int(time.time()) + 600)},
+                },
+                ConditionExpression="attribute_not_exists(id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            stored: Any = error.response.get("Item", {})  # ReturnValuesOnConditionCheckFailure=ALL_OLD
+            return str(stored["data"]["S"])
+        return None
+
+    def _auth_info(self, token: str) -> dict[str, Any]:
+        if self.api_key is None:  # once per container, as the function caches it
+            self.api_key = self.secrets.get_secret_value(SecretId=self.secret_id)["SecretString"]
+        reply = self.http.post(
+            f"{self.social_login}/api/v2/auth_info",
+            data={"apiKey": self.api_key, "token": token},
+            headers={"Host": BARE_HOSTS["social"]},
+            timeout=(2, 6),
+        )
+        info: dict[str, Any] = reply.json()
+        if info.get("stat") != "ok":
+            raise RuntimeError(f"auth_info failed: {info.get('err')}")
+        return info
+
+    def _sign_in(self, token: str) -> str:
+        info = self._auth_info(token)
+        pk = _key("bare-session", secrets.token_urlsafe(32))
+        sealed = self.kms.encrypt(
+            KeyId=self.key_id,
+            Plaintext=json.dumps(info.get("accessCredentials")).encode(),
+            EncryptionContext={"session": pk},
+        )["CiphertextBlob"]
+        self.dynamodb.put_item(
+            TableName=self.sessions,
+            Item={
+                "pk": {"S": pk},
+                "identifier": {"S": info["profile"]["identifier"]},
+                "credentials": {"B": sealed},
+                "expires_at": {"N": str(int(time.time()) + 3600)},
+            },
+        )
+        return "signed_in"
+
+    def _link(self, token: str, session: str) -> str:
+        item = self.dynamodb.get_item(
+            TableName=self.sessions, Key={"pk": {"S": session}}, ConsistentRead=True
+        )
+        sealed = item["Item"]["capture_token"]["B"]
+        info = self._auth_info(token)
+        access_token = self.kms.decrypt(CiphertextBlob=sealed, EncryptionContext={"session": session})[
+            "Plaintext"
+        ].decode()
+        reply = self.http.post(
+            f"{self.capture}/oauth/link_account_native",
+            data={
+                "client_id": self.client_id,
+                "flow": self.flow,
+                "flow_version": self.flow_version,
+                "locale": self.locale,
+                "redirect_uri": self.redirect_uri,
+                "token": token,
+                "access_token": access_token,
+            },
+            headers={"Host": BARE_HOSTS["capture"]},
+            timeout=(2, 6),
+        )
+        if reply.json().get("stat") != "ok":
+            raise RuntimeError(f"link_account_native failed: {reply.text[:200]}")
+        self.dynamodb.update_item(
+            TableName=self.sessions,
+            Key={"pk": {"S": session}},
+            UpdateExpression="ADD linked :identifier",
+            ExpressionAttributeValues={":identifier": {"SS": [info["profile"]["identifier"]]}},
+        )
+        return "linked"
+
+    def _redirect(self, result: str) -> dict[str, Any]:
+        return {"statusCode": 303, "headers": {"Location": f"{self.app_url}?result={result}"}, "body": ""}

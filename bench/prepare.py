@@ -1,0 +1,40 @@
+"""`python -m bench.prepare N` (function environment): N first sign-ins ready to send, for the cold probes.
+
+Each is a token POST whose one-time value and browser binding exist and whose token the emulator will
+accept once: N for the function (made through its own POST /token-url) and N for the floor. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import app
+from bench.bare import BareHandler
+from bench.journeys import bare_person, token_post
+from bench.world import EmulatorAdmin
+from emulator import PROVIDERS
+from emulator.profiles import identifier_for
+from tests.support import Browser
+
+
+def main() -> None:
+    count = int(sys.argv[1])
+    admin = EmulatorAdmin(os.environ["BENCH_EMULATOR_URL"])
+    bare = BareHandler(os.environ)
+    function_events, floor_events = [], []
+    for serial in range(count):
+        browser = Browser(app.lambda_handler)
+        token_url = browser.start("sign_in")
+        token = admin.token(token_url, identifier_for(PROVIDERS["google"], f"cold-{os.getpid()}-{serial}"))
+        function_events.append(token_post(token_url, token, browser.cookies_for(cross_site=True)))
+        nonce, binding = bare.start()
+        bare_url = f"{os.environ['PUBLIC_BASE_URL']}/token?nonce={nonce}"
+        floor_token = admin.token(bare_url, bare_person(serial)[1])
+        floor_events.append(token_post(bare_url, floor_token, [f"__Host-tu_browser={binding}"]))
+    print(json.dumps({"function": function_events, "floor": floor_events}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""One cold start, in a fresh interpreter: `python bench/probe.py app|floor-init|floor-first < event.json`.
+
+Run as a script (not `-m`), with nothing imported before the clock starts but what the interpreter
+itself loads, as the Lambda runtime hands a fresh interpreter to the handler module:
+
+* `app`: `import app` (init), then the first request through `lambda_handler` (first request);
+* `floor-init`: import boto3 and requests and create a DynamoDB client;
+* `floor-first`: the floor's handler module (bare boto3 and requests, its three clients), then the same
+  sign-in through it.
+
+Prints one JSON line: milliseconds from the start to the end of init, and to the end of the first request.
+"""
+
+import json
+import os
+import sys
+import time
+
+
+class Context:
+    """The Lambda context's fields the function reads."""
+
+    function_name = "token-url-bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:token-url-bench"
+    aws_request_id = "00000000-0000-4000-8000-000000000001"
+
+    def __init__(self) -> None:
+        self._deadline = time.monotonic() + 15
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._deadline - time.monotonic()) * 1000)
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    event = json.loads(sys.stdin.read() or "null")
+    started = time.perf_counter()
+    if mode == "floor-init":
+        import boto3
+        import requests  # noqa: F401
+
+        boto3.client("dynamodb")
+        init = time.perf_counter()
+        print(json.dumps({"init": (init - started) * 1000}))
+        return
+    if mode == "app":
+        import app
+
+        handler = app.lambda_handler
+    else:
+        from bench.bare import BareHandler
+
+        handler = BareHandler(os.environ)
+    init = time.perf_counter()
+    # The runtime sets each invocation's trace header just before calling the handler.
+    os.environ["_X_AMZN_TRACE_ID"] = (
+        "Root=1-6740a5c0-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1"
+    )
+    response = handler(event, Context())
+    first = time.perf_counter()
+    location = response.get("headers", {}).get("Location", "")
+    if not location.endswith("result=signed_in"):
+        raise SystemExit(
+            f"{mode}: the first request did not sign in: {response.get('statusCode')} {location}"
+        )
+    print(json.dumps({"init": (init - started) * 1000, "first": (first - started) * 1000}))
+
+
+if __name__ == "__main__":
+    main()

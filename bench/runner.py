@@ -1,0 +1,43 @@
+"""Starting the benchmark's child processes with the function's environment, and reading their JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from typing import Any
+
+from bench.world import World
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROBE = REPO_ROOT / "bench" / "probe.py"
+
+
+def child_environment(world: World) -> dict[str, str]:
+    environment = dict(world.environment)
+    environment["BENCH_EMULATOR_URL"] = world.emulator_url
+    # As Lambda: the function's directory first; the repository for the benchmark's own modules.
+    environment["PYTHONPATH"] = os.pathsep.join([str(world.function_dir), str(REPO_ROOT)])
+    return environment
+
+
+def run_json(
+    world: World, arguments: list[str], stdin: Any = None, *, python_flags: list[str] | None = None
+) -> Any:
+    """Run `python [flags] arguments` in the function's environment; the last stdout line is its JSON."""
+    completed = subprocess.run(  # noqa: S603 - our interpreter and our modules
+        [sys.executable, *(python_flags or []), *arguments],
+        input=json.dumps(stdin),
+        env=child_environment(world),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(arguments)} failed ({completed.returncode}):\n{completed.stderr[-3000:]}"
+        )
+    return json.loads(completed.stdout.strip().splitlines()[-1]), completed.stderr

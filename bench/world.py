@@ -1,0 +1,223 @@
+"""What every measurement runs against: moto and the Identity Cloud emulator, each in a process of its own.
+
+Both are out of the measured processes, as DynamoDB and Identity Cloud are in production: their CPU and
+memory are not the function's. Social Login and Capture are the one emulator under two host names
+(127.0.0.1 and localhost), so the function keeps two connection pools, as it would for two real hosts.
+"""
+
+from __future__ import annotations
+
+import compileall
+import contextlib
+import os
+import pathlib
+import py_compile
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import requests
+
+from devtools.local_stack import (
+    REGION,
+    StackConfig,
+    isolate_from_real_aws,
+    local_function_environment,
+    process_environment,
+    provision_aws,
+)
+from devtools.template import load_template
+from emulator import DEFAULT_API_KEY, DEFAULT_CLIENT_ID, DEFAULT_FLOW, DEFAULT_FLOW_VERSION, DEFAULT_LOCALE
+from tests.support import APP_URL, PUBLIC_BASE_URL
+
+FUNCTION_DIR = pathlib.Path(__file__).resolve().parent.parent / "functions" / "token_url"
+ADMIN_HOST = "bench-admin"
+"""The Host header of the benchmark's own calls to the emulator, so its connection is told apart."""
+STARTUP_SECONDS = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_listening(port: int, process: subprocess.Popen[bytes], name: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on {port} within {STARTUP_SECONDS:.0f} s")
+
+
+class EmulatorAdmin:
+    """The benchmark's side door into the emulator (`/_emulator/...`), on one kept-alive connection."""
+
+    def __init__(self, base_url: str) -> None:
+        self._base = base_url
+        self._http = requests.Session()
+        self._http.headers["Host"] = ADMIN_HOST
+
+    def token(self, token_url: str, identifier: str | None = None) -> str:
+        reply = self._post("/_emulator/tokens", {"token_url": token_url, "identifier": identifier})
+        return str(reply["token"])
+
+    def access_token(self, user_id: str) -> str:
+        return str(self._post("/_emulator/access_tokens", {"user_id": user_id})["access_token"])
+
+    def calls(self) -> dict[str, int]:
+        """Upstream calls received so far, by endpoint (the side door's own left out)."""
+        counts = dict(self._get("/_emulator/calls")["calls"])
+        return {name: count for name, count in counts.items() if not name.startswith("emulator_")}
+
+    def connections(self) -> dict[str, int]:
+        """Connections accepted, by the host name the client used (the benchmark's own left out)."""
+        by_host = dict(self._get("/_emulator/connections")["by_host"])
+        by_host.pop(ADMIN_HOST, None)
+        return by_host
+
+    def reset(self) -> None:
+        self._post("/_emulator/reset", {})
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        reply = self._http.post(f"{self._base}{path}", json=payload, timeout=10)
+        reply.raise_for_status()
+        return dict(reply.json())
+
+    def _get(self, path: str) -> dict[str, Any]:
+        reply = self._http.get(f"{self._base}{path}", timeout=10)
+        reply.raise_for_status()
+        return dict(reply.json())
+
+
+@contextlib.contextmanager
+def compiled_function() -> Iterator[pathlib.Path]:
+    """The function's modules as the artifact ships them: byte-compiled, so no cold start compiles them.
+
+    Lambda's /var/task is read-only, so a module without a .pyc is compiled on every cold start;
+    `sam build` (functions/token_url/Makefile) ships them compiled with unchecked hashes, and so does this.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-function-") as directory:
+        target = pathlib.Path(directory)
+        for module in FUNCTION_DIR.glob("*.py"):
+            shutil.copy2(module, target / module.name)
+        if not compileall.compile_dir(
+            target, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+        ):
+            raise RuntimeError("the function's modules do not compile")
+        yield target
+
+
+@dataclass(frozen=True)
+class World:
+    """The running moto and emulator, and the environment a function process needs to use them."""
+
+    environment: dict[str, str]
+    """Everything a function process needs: the template's variables resolved locally, plus the runtime's."""
+    function_dir: pathlib.Path
+    """Where the function's modules are imported from (compiled, as deployed)."""
+    emulator_url: str
+    aws_endpoint: str
+
+    def admin(self) -> EmulatorAdmin:
+        return EmulatorAdmin(self.emulator_url)
+
+    def aws_client(self, service: str) -> Any:
+        return boto3.session.Session(
+            aws_access_key_id=self.environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.environment["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        ).client(service, endpoint_url=self.aws_endpoint)  # type: ignore[call-overload]
+
+
+def _start(command: list[str], port: int, name: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+    )
+    try:
+        _wait_until_listening(port, process, name)
+    except BaseException:
+        process.kill()
+        raise
+    return process
+
+
+@contextlib.contextmanager
+def running_world() -> Iterator[World]:
+    """Start moto and the emulator, provision the template's tables, secret and key, and stop both after."""
+    moto_port, emulator_port = free_port(), free_port()
+    processes = [
+        _start(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)], moto_port, "moto"
+        ),
+    ]
+    try:
+        processes.append(
+            _start(
+                [sys.executable, "-m", "emulator", "--port", str(emulator_port), "--quiet"],
+                emulator_port,
+                "the emulator",
+            )
+        )
+        aws_endpoint = f"http://127.0.0.1:{moto_port}"
+        template = load_template()
+        aws = provision_aws(aws_endpoint, template, DEFAULT_API_KEY)
+        config = StackConfig.from_environ(
+            {
+                "PORT": "0",
+                "APP_URL": APP_URL,
+                "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                "SOCIAL_LOGIN_BASE_URL": f"http://127.0.0.1:{emulator_port}",
+                "CAPTURE_BASE_URL": f"http://localhost:{emulator_port}",
+                "SOCIAL_LOGIN_API_KEY": DEFAULT_API_KEY,
+                "CAPTURE_CLIENT_ID": DEFAULT_CLIENT_ID,
+                "CAPTURE_FLOW": DEFAULT_FLOW,
+                "CAPTURE_FLOW_VERSION": DEFAULT_FLOW_VERSION,
+                "CAPTURE_LOCALE": DEFAULT_LOCALE,
+            }
+        )
+        environment = dict(os.environ)
+        isolate_from_real_aws(environment)
+        environment.update(process_environment(aws_endpoint))
+        environment.update(local_function_environment(template, config, aws, None))
+        with compiled_function() as function_dir:
+            environment.update(lambda_runtime_environment(function_dir))
+            yield World(
+                environment=environment,
+                function_dir=function_dir,
+                emulator_url=f"http://127.0.0.1:{emulator_port}",
+                aws_endpoint=aws_endpoint,
+            )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def lambda_runtime_environment(function_dir: pathlib.Path) -> dict[str, str]:
+    """What the Lambda runtime sets that changes how Powertools behaves: tracing on, as deployed.
+
+    With LAMBDA_TASK_ROOT set, the Tracer is enabled and the X-Ray SDK runs in its Lambda mode; each
+    invocation's trace header (`_X_AMZN_TRACE_ID`) is set by the benchmark per request. Its segments go by
+    UDP to 127.0.0.1:2000, where nothing listens: the cost of building and sending them is measured.
+    """
+    return {
+        "LAMBDA_TASK_ROOT": str(function_dir),
+        "POWERTOOLS_TRACE_DISABLED": "false",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+    }
