@@ -5,19 +5,27 @@ pins clash with the function's. `sam build` for the python3.13 runtime (no conta
 `python3.13` on PATH; pyenv's shim does not count unless 3.13 is selected, so candidates are run
 and only one that really is 3.13 is taken.
 
+The function is built by functions/token_url/Makefile (`BuildMethod: makefile`): its requirements.txt
+is the whole dependency tree, pinned and installed with --no-deps, except the AWS SDK the Lambda
+runtime provides (RUNTIME_SDK). `check_pins` proves that list complete with pip's own resolver.
+
 `python -m devtools.sam_cli python-dir` prints the directory to put first on PATH for `sam build`.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import tomllib
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from devtools.template import TEMPLATE_PATH
@@ -25,6 +33,25 @@ from devtools.template import TEMPLATE_PATH
 REPO_ROOT = TEMPLATE_PATH.parent.parent
 SAM_VENV = REPO_ROOT / ".venv-sam"
 RUNTIME_VERSION = "3.13"
+REQUIREMENTS_PATH = REPO_ROOT / "functions" / "token_url" / "requirements.txt"
+PYPROJECT_PATH = REPO_ROOT / "pyproject.toml"
+
+RUNTIME_SDK = frozenset({"boto3", "botocore", "s3transfer", "python-dateutil", "six"})
+"""The distributions the Lambda python3.13 runtime provides (/var/runtime, after /var/task on sys.path),
+which the artifact leaves out."""
+RUNTIME_SDK_MODULES = frozenset({"boto3", "botocore", "s3transfer", "dateutil", "six"})
+"""The top-level modules of RUNTIME_SDK."""
+
+# pip's options for the runtime's platform: CPython 3.13 on arm64 (Graviton), wheels only.
+LAMBDA_PLATFORM = (
+    "--platform",
+    "manylinux2014_aarch64",
+    "--implementation",
+    "cp",
+    "--python-version",
+    RUNTIME_VERSION,
+    "--only-binary=:all:",
+)
 
 # ELF e_machine values (the ELF specification): what a native extension was compiled for.
 ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
@@ -111,6 +138,11 @@ def elf_machine(path: pathlib.Path) -> str:
     return ELF_MACHINES.get(machine, hex(machine))
 
 
+def canonical_name(name: str) -> str:
+    """A distribution name as PEP 503 normalises it."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 @dataclass(frozen=True)
 class Distribution:
     name: str
@@ -121,7 +153,7 @@ class Distribution:
     @property
     def key(self) -> str:
         """The name as PEP 503 normalises it (`aws_lambda_powertools` is `aws-lambda-powertools`)."""
-        return re.sub(r"[-_.]+", "-", self.name).lower()
+        return canonical_name(self.name)
 
     @property
     def native_files(self) -> tuple[str, ...]:
@@ -144,17 +176,212 @@ def distributions(artifact: pathlib.Path) -> list[Distribution]:
     return found
 
 
+def _files(directory: pathlib.Path) -> Iterator[tuple[pathlib.Path, str]]:
+    """Every file under `directory`, sorted, with its name in a zip of it."""
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            yield path, path.relative_to(directory).as_posix()
+
+
 def zipped_size(directory: pathlib.Path) -> int:
     """Bytes of `directory` zipped with deflate, as `sam deploy` uploads it."""
     target = directory.parent / f".{directory.name}.zip"
     try:
         with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(directory.rglob("*")):
-                if path.is_file():
-                    archive.write(path, path.relative_to(directory))
+            for path, name in _files(directory):
+                archive.write(path, name)
         return target.stat().st_size
     finally:
         target.unlink(missing_ok=True)
+
+
+TOTAL = "(total)"
+"""package_sizes' key for the whole artifact zipped."""
+FUNCTION_CODE = "(function)"
+"""package_sizes' key for the files no distribution owns: the function's own modules and their .pyc."""
+
+# A compiled module: `dir/__pycache__/name.cpython-313.pyc` (or .opt-1.pyc) is the code of `dir/name.py`.
+_PYC = re.compile(r"^(?P<dir>(?:.*/)?)__pycache__/(?P<stem>[^/.]+)\.[^/]+\.pyc$")
+
+
+def _owners(artifact: pathlib.Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Who owns what, from the RECORDs: {file: distribution} and {top-level directory: distribution}."""
+    files: dict[str, str] = {}
+    roots: dict[str, str] = {}
+    for dist in distributions(artifact):
+        for path in dist.files:
+            if path.startswith(".."):
+                continue
+            files[path] = dist.key
+            if "/" in path:
+                roots.setdefault(path.split("/", 1)[0], dist.key)
+    return files, roots
+
+
+def package_sizes(artifact: pathlib.Path) -> dict[str, int]:
+    """Zipped bytes of a built artifact (key TOTAL) and of each distribution in it (its PEP 503 name).
+
+    The artifact is zipped in memory as `zipped_size` zips it (same files, order and compression; the
+    TOTAL is the same number). Each file's share is its deflated bytes with its local and central
+    directory headers, so the shares add up to TOTAL less the archive's 22-byte end record. A file
+    belongs to the distribution whose RECORD lists it, a `__pycache__/x.cpython-313.pyc` to the one
+    that lists `x.py`, and anything else under a top-level directory to the distribution owning that
+    directory; what no distribution owns is the function's own code (key FUNCTION_CODE).
+    """
+    files, roots = _owners(artifact)
+    sizes: dict[str, int] = {}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path, name in _files(artifact):
+            pyc = _PYC.match(name)
+            source = f"{pyc['dir']}{pyc['stem']}.py" if pyc else name
+            owner = files.get(source) or files.get(name) or roots.get(source.split("/", 1)[0], FUNCTION_CODE)
+            start = buffer.tell()
+            archive.write(path, name)
+            info = archive.getinfo(name)
+            central_entry = 46 + len(info.filename.encode()) + len(info.extra) + len(info.comment)
+            sizes[owner] = sizes.get(owner, 0) + buffer.tell() - start + central_entry
+    sizes[TOTAL] = len(buffer.getvalue())
+    return dict(sorted(sizes.items(), key=lambda item: -item[1]))
+
+
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9._,-]*\])?==(?P<version>[^\s;#]+)$")
+
+
+def parse_pins(lines: Iterable[str]) -> dict[str, str]:
+    """`name==version` lines as {PEP 503 name: version}; comments and blank lines are skipped.
+
+    Anything else (a range, an option, a URL) is refused: requirements.txt is installed with --no-deps
+    and must say exactly what goes into the artifact.
+    """
+    pins: dict[str, str] = {}
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        match = _PIN.match(text)
+        if match is None:
+            raise ValueError(f"not an exact pin (name==version): {line.strip()!r}")
+        key = canonical_name(match["name"])
+        if key in pins:
+            raise ValueError(f"{key} is pinned twice")
+        pins[key] = match["version"]
+    return pins
+
+
+def read_pins(path: pathlib.Path = REQUIREMENTS_PATH) -> dict[str, str]:
+    """The function's pinned dependency tree (functions/token_url/requirements.txt)."""
+    return parse_pins(path.read_text(encoding="utf-8").splitlines())
+
+
+IMPORTER_ONLY = frozenset({"tqdm", "tenacity"})
+"""pyproject.toml dependencies of the token importer (`token-url import-tokens`) alone, not the function's."""
+
+
+def function_requirements(pyproject: pathlib.Path = PYPROJECT_PATH) -> list[str]:
+    """The function's top-level requirements as pyproject.toml states them, extras included.
+
+    All of pyproject.toml's dependencies but the importer's (IMPORTER_ONLY): a dependency added there
+    for the importer without being named in IMPORTER_ONLY is taken as the function's, and check_pins
+    then reports it missing from requirements.txt rather than letting the artifact miss it.
+    """
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    dependencies: list[str] = project["dependencies"]
+    return [
+        requirement
+        for requirement in dependencies
+        if canonical_name(re.split(r"[\[=<>!~;\s]", requirement, maxsplit=1)[0]) not in IMPORTER_ONLY
+    ]
+
+
+class ResolutionError(RuntimeError):
+    """pip could not resolve the requirements with the pins (a conflict, or no wheel for arm64)."""
+
+
+def resolve(
+    requirements: Sequence[str], constraints: Mapping[str, str], *, python: pathlib.Path
+) -> dict[str, str]:
+    """What pip installs for `requirements` on the Lambda runtime's platform, with `constraints` held.
+
+    {PEP 503 name: version} of every distribution pip would install (`--dry-run --report`, nothing
+    installed), dependencies included. Needs the package index. Wheels are chosen for the runtime's
+    platform; environment markers are evaluated by `python` (so it must be a python3.13).
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        constraints_file = pathlib.Path(scratch) / "constraints.txt"
+        constraints_file.write_text(
+            "".join(f"{name}=={version}\n" for name, version in constraints.items()), encoding="utf-8"
+        )
+        reply = subprocess.run(  # noqa: S603 - a python found by find_python, fixed arguments
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                "-",
+                *LAMBDA_PLATFORM,
+                "--constraint",
+                str(constraints_file),
+                *requirements,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    if reply.returncode != 0:
+        raise ResolutionError(reply.stderr[-3000:])
+    report = json.loads(reply.stdout)
+    return {
+        canonical_name(item["metadata"]["name"]): item["metadata"]["version"] for item in report["install"]
+    }
+
+
+def pin_problems(
+    resolved: Mapping[str, str], pins: Mapping[str, str], runtime: frozenset[str] = RUNTIME_SDK
+) -> list[str]:
+    """How a pinned list differs from what its top-level requirements resolve to; empty if it does not.
+
+    Every resolved distribution must be pinned at the resolved version or be the runtime's; nothing
+    may be pinned that the resolution does not need, and nothing of the runtime's may be pinned.
+    """
+    problems: list[str] = []
+    for name, version in sorted(resolved.items()):
+        if name in runtime:
+            continue
+        if name not in pins:
+            problems.append(f"{name}=={version} is required but not pinned: the artifact would lack it")
+        elif pins[name] != version:
+            problems.append(f"{name} is pinned at {pins[name]} but resolves to {version}")
+    for name in sorted(pins):
+        if name in runtime:
+            problems.append(f"{name} is the runtime's and must not be packaged")
+        elif name not in resolved:
+            problems.append(f"{name} is pinned but nothing requires it")
+    return problems
+
+
+def check_pins(
+    requirements_file: pathlib.Path = REQUIREMENTS_PATH,
+    *,
+    python: pathlib.Path,
+    pyproject: pathlib.Path = PYPROJECT_PATH,
+) -> list[str]:
+    """Whether requirements.txt is the function's whole dependency tree (see pin_problems).
+
+    The function's top-level requirements (pyproject.toml) are resolved by pip for the runtime's
+    platform with requirements.txt as constraints: a distribution missing from the list is resolved
+    anyway and reported, a version in conflict fails the resolution (ResolutionError).
+    """
+    pins = read_pins(requirements_file)
+    packaged = {name: version for name, version in pins.items() if name not in RUNTIME_SDK}
+    resolved = resolve(function_requirements(pyproject), packaged, python=python)
+    return pin_problems(resolved, pins)
 
 
 def host_wheels_for(
@@ -185,6 +412,39 @@ def host_wheels_for(
         timeout=600,
         check=False,
     )
+
+
+def runtime_sdk_standin(target: pathlib.Path, *, python: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """Install into `target`, for this machine, boto3 as pyproject.toml pins it, with its dependencies.
+
+    A stand-in for the Lambda runtime's own AWS SDK (/var/runtime), which the artifact leaves out: an
+    import check puts `target` after the artifact on the path, as /var/runtime follows /var/task.
+    """
+    version = read_project_pins()["boto3"]
+    return subprocess.run(  # noqa: S603 - a python found by find_python, fixed arguments
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--target",
+            str(target),
+            f"boto3=={version}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def read_project_pins(pyproject: pathlib.Path = PYPROJECT_PATH) -> dict[str, str]:
+    """pyproject.toml's `==` dependencies as {PEP 503 name: version} (the function's and the importer's)."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    return parse_pins(requirement for requirement in project["dependencies"] if "==" in requirement)
 
 
 def main(argv: list[str]) -> int:

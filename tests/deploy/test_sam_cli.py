@@ -1,8 +1,10 @@
 """SAM CLI on the SAM application: `sam validate --lint` is clean; `sam build` makes a working artifact.
 
-SAM CLI is the repository's own (`.venv-sam`, pinned in pyproject.toml). `sam build` needs a
-python3.13; where the machine has none, the build tests say so and are skipped. The build downloads
-the function's dependencies from PyPI, as `sam build` always does.
+SAM CLI is the repository's own (`.venv-sam`, pinned in pyproject.toml). `sam build` runs
+functions/token_url/Makefile, which needs a python3.13; where the machine has none, the build tests
+say so and are skipped. The build downloads the function's dependencies from PyPI, as `sam build`
+always does. The artifact leaves out the AWS SDK the Lambda runtime provides (/var/runtime), so the
+import check puts a stand-in for it after the artifact on the path.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from typing import Any
 import pytest
 
 from devtools.sam_cli import (
-    RUNTIME_VERSION,
+    RUNTIME_SDK,
+    RUNTIME_SDK_MODULES,
+    TOTAL,
     Distribution,
     build,
     distributions,
     elf_machine,
     find_python,
     host_wheels_for,
+    package_sizes,
+    read_pins,
+    runtime_sdk_standin,
     sam_environment,
     sam_executable,
     zipped_size,
@@ -77,16 +84,6 @@ def test_sam_validate_lint_reports_a_warning(tmp_path: pathlib.Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def python313() -> pathlib.Path:
-    python = find_python(RUNTIME_VERSION)
-    if python is None:
-        pytest.skip(
-            f"no python{RUNTIME_VERSION} on this machine (PATH, pyenv, /usr): sam build cannot run here"
-        )
-    return python
-
-
-@pytest.fixture(scope="module")
 def artifact(python313: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """The function as `sam build` packages it for python3.13 on arm64."""
     work = tmp_path_factory.mktemp("sam-build")
@@ -121,20 +118,21 @@ def test_find_python_passes_over_a_shim_that_does_not_run_313(
     assert find_python("3.13") == real
 
 
-def test_artifact_holds_the_function_and_its_pinned_dependencies(artifact: pathlib.Path) -> None:
-    modules = {path.name for path in (REPO / "functions" / "token_url").glob("*.py")}
-    assert modules <= {path.name for path in artifact.glob("*.py")}
-    pins = dict(
-        line.split("==")
-        for line in (REPO / "functions" / "token_url" / "requirements.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    )
+FUNCTION_MODULES = sorted(path.name for path in (REPO / "functions" / "token_url").glob("*.py"))
+
+
+def test_artifact_holds_the_function_and_exactly_its_pinned_dependencies(artifact: pathlib.Path) -> None:
+    assert {path.name for path in artifact.glob("*.py")} >= set(FUNCTION_MODULES)
     installed = {dist.key: dist.version for dist in distributions(artifact)}
-    for requirement, version in pins.items():
-        assert installed[requirement.split("[")[0].lower()] == version, requirement
+    assert installed == read_pins()
     assert "aws-xray-sdk" in installed, "the [tracer] extra: Tracing is Active in the template"
-    # Nothing of the repository but the function: no tests, no dev tools, no dev dependencies.
-    for stray in ("tests", "devtools", "emulator", "moto", "pytest", "mypy"):
+    # The runtime's AWS SDK is not packaged: not as a distribution, not as a module.
+    assert not RUNTIME_SDK & set(installed)
+    for module in RUNTIME_SDK_MODULES:
+        assert not (artifact / module).exists(), module
+        assert not (artifact / f"{module}.py").exists(), module
+    # Nothing of the repository but the function: no tests, no dev tools, no dev dependencies, no build files.
+    for stray in ("tests", "devtools", "emulator", "moto", "pytest", "mypy", "Makefile", "requirements.txt"):
         assert not (artifact / stray).exists(), stray
 
 
@@ -147,18 +145,56 @@ def test_artifact_native_code_is_built_for_arm64_python313(artifact: pathlib.Pat
         assert "cpython-313" in path.name or path.name.endswith(".abi3.so") or ".so." in path.name, relative
 
 
-def test_artifact_zipped_size_is_reported(artifact: pathlib.Path, record_property: Any) -> None:
-    size = zipped_size(artifact)
-    record_property("artifact_zipped_bytes", size)
-    # Lambda refuses a direct upload over 50 MB zipped; issue 5 sets the tighter budget.
-    assert 0 < size < 50 * 1024 * 1024
+def _pyc_header(python: pathlib.Path) -> bytes:
+    """What python3.13 writes first in an unchecked hash-based .pyc: its magic number, then flags 0b01."""
+    magic = subprocess.run(  # noqa: S603 - a python found by find_python, fixed arguments
+        [
+            str(python),
+            "-c",
+            "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return bytes.fromhex(magic) + (1).to_bytes(4, "little")
+
+
+def test_artifact_is_byte_compiled_for_python313(artifact: pathlib.Path, python313: pathlib.Path) -> None:
+    """Every module has its python3.13 .pyc, used without a look at the source (/var/task is read-only)."""
+    header = _pyc_header(python313)
+    sources = sorted(artifact.rglob("*.py"))
+    assert len(sources) > 100
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        assert pyc.is_file(), source.relative_to(artifact)
+        assert pyc.read_bytes()[:8] == header, pyc.relative_to(artifact)
+    for module in FUNCTION_MODULES:
+        assert (artifact / "__pycache__" / module.replace(".py", ".cpython-313.pyc")).is_file(), module
+    # Only python3.13's, and no optimised (-O) ones: nothing is there that Lambda would not load.
+    strays = [path for path in artifact.rglob("*.pyc") if not path.name.endswith(".cpython-313.pyc")]
+    assert not strays
+
+
+ZIPPED_BUDGET = 10_000_000  # bytes; 22.0 MB when the artifact packaged boto3 and botocore
+
+
+def test_artifact_zipped_size_is_within_budget(artifact: pathlib.Path, record_property: Any) -> None:
+    sizes = package_sizes(artifact)
+    assert sizes[TOTAL] == zipped_size(artifact)
+    record_property("artifact_zipped_bytes", sizes[TOTAL])
+    for name, size in sizes.items():
+        record_property(f"zipped_bytes[{name}]", size)
+    assert not RUNTIME_SDK & set(sizes)
+    assert 0 < sizes[TOTAL] < ZIPPED_BUDGET, sizes
 
 
 IMPORT_CHECK = """
-import json, sys
+import json, sys, sysconfig
 import app
 import aws_xray_sdk.core  # the [tracer] extra
-import boto3, pydantic, pydantic_core, requests
+import boto3, botocore, jmespath, pydantic, pydantic_core, requests, urllib3
 
 class Context:
     function_name = "token-url"
@@ -174,9 +210,8 @@ reply = app.lambda_handler(event, Context())
 print(json.dumps({
     "status": reply["statusCode"],
     "body": reply["body"],
-    "files": {
-        name: sys.modules[name].__file__ for name in ("app", "boto3", "pydantic", "pydantic_core", "requests")
-    },
+    "stdlib": sorted({sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib")}),
+    "files": {name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())},
 }))
 """
 
@@ -185,13 +220,25 @@ def _native_distributions(artifact: pathlib.Path) -> list[Distribution]:
     return [dist for dist in distributions(artifact) if dist.native_files]
 
 
+def _top_level_modules(dist: Distribution) -> set[str]:
+    """The importable names a distribution installs: `wrapt`, `typing_extensions`, `81d2...__mypyc`."""
+    tops = {path.split("/")[0] for path in dist.files if not path.startswith("..")}
+    return {top.split(".")[0] for top in tops if not top.endswith((".dist-info", ".data")) and top != "bin"}
+
+
+def _snapshot(directory: pathlib.Path) -> dict[str, int]:
+    return {str(path.relative_to(directory)): path.stat().st_mtime_ns for path in directory.rglob("*")}
+
+
 def test_built_artifact_imports_and_answers_a_request(
     artifact: pathlib.Path, python313: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    """The artifact, alone on the path as in /var/task, imports with python3.13 and serves GET /health.
+    """The artifact, first on the path as /var/task, imports with python3.13 and serves GET /health.
 
-    Its compiled extensions are for arm64; on another machine the same versions built for it are put
-    in front of them (installed from PyPI). Everything else imported is the artifact's own.
+    After it on the path comes a stand-in for the runtime's AWS SDK (/var/runtime): boto3 as pyproject
+    pins it, with its dependencies, installed for this machine. Its compiled extensions are for arm64;
+    on another machine the same versions built for it are put in front of them. Every other module
+    imported is the artifact's own or the standard library's, and nothing is compiled or written.
     """
     overlay = tmp_path / "host-native"
     native = _native_distributions(artifact)
@@ -199,6 +246,9 @@ def test_built_artifact_imports_and_answers_a_request(
     if machine != "aarch64":
         installed = host_wheels_for(native, overlay, python=python313)
         assert installed.returncode == 0, installed.stderr[-2000:]
+    sdk = tmp_path / "runtime-sdk"
+    installed = runtime_sdk_standin(sdk, python=python313)
+    assert installed.returncode == 0, installed.stderr[-2000:]
     template = load_template()
     environment = {
         name: value for name, value in function_environment(template).items() if isinstance(value, str)
@@ -206,7 +256,7 @@ def test_built_artifact_imports_and_answers_a_request(
     environment.update(json.loads(ENV_FILE.read_text(encoding="utf-8"))[FUNCTION_ID])
     environment.update(
         {
-            "PYTHONPATH": f"{overlay}:{artifact}",
+            "PYTHONPATH": f"{overlay}:{artifact}:{sdk}",
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "testing",
@@ -216,7 +266,8 @@ def test_built_artifact_imports_and_answers_a_request(
             "PATH": "/usr/bin:/bin",
         }
     )
-    # -S: no site-packages of that python, only the artifact (as in Lambda) and the overlay.
+    before = _snapshot(artifact)
+    # -S: no site-packages of that python, only the artifact (as in Lambda), the overlay and the SDK.
     result = subprocess.run(  # noqa: S603
         [str(python313), "-S", "-c", IMPORT_CHECK, str(EVENTS_DIR / "health.json")],
         env=environment,
@@ -229,7 +280,30 @@ def test_built_artifact_imports_and_answers_a_request(
     assert result.returncode == 0, result.stderr[-3000:]
     reply = json.loads(result.stdout.strip().splitlines()[-1])
     assert (reply["status"], json.loads(reply["body"])) == (200, {"status": "ok"})
-    native_names = {dist.key.replace("-", "_") for dist in native}
+    # Every module came from the .pyc files as built: no file of the artifact was added or changed.
+    assert _snapshot(artifact) == before
+    native_modules = {module for dist in native for module in _top_level_modules(dist)}
+    if machine == "aarch64":
+        native_modules = set()
+    stdlib = [pathlib.Path(path) for path in reply["stdlib"]]
+    allowed = {overlay: native_modules, sdk: RUNTIME_SDK_MODULES}
+    homes: dict[str, pathlib.Path] = {}
     for module, file in reply["files"].items():
-        home = overlay if module in native_names else artifact
-        assert pathlib.Path(file).is_relative_to(home), (module, file)
+        if file is None:  # built in, or a namespace package
+            continue
+        path = pathlib.Path(file)
+        if any(path.is_relative_to(directory) for directory in stdlib):
+            continue
+        home = next((root for root in (overlay, artifact, sdk) if path.is_relative_to(root)), None)
+        assert home is not None, (module, file)
+        # By file, not by name: requests.packages.urllib3 is urllib3 under another name.
+        top = path.relative_to(home).parts[0].split(".")[0]
+        if home == artifact:
+            assert top not in native_modules, (module, file)
+        else:
+            assert top in allowed[home], (module, file)
+        homes[module] = home
+    # The SDK is the runtime's; everything the function packages shadows the stand-in's copies.
+    assert homes["boto3"] == homes["botocore"] == sdk
+    for module in ("app", "aws_lambda_powertools", "pydantic", "requests", "urllib3", "jmespath"):
+        assert homes[module] == artifact, module
