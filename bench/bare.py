@@ -31,6 +31,16 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+# The conditions the design needs (the same ones the function's store and Powertools send).
+_CONSUME_CONDITION = (
+    "attribute_exists(pk) AND expires_at > :now AND browser = :browser"
+    " AND (attribute_not_exists(consumed_by) OR consumed_by = :attempt)"
+)
+_CLAIM_CONDITION = (
+    "attribute_not_exists(#id) OR #expiry < :now"
+    " OR (#status = :inprogress AND attribute_exists(#in_progress_expiry)"
+    " AND #in_progress_expiry < :now_in_millis)"
+)
 BARE_HOSTS = {"social": "bare-social", "capture": "bare-capture"}
 """Host headers of the floor's upstream calls, so the emulator counts its connections apart."""
 
@@ -102,40 +112,67 @@ class BareHandler:
         attempt = _key("bare-attempt", token, nonce, browser)
         stored = self._record_attempt(attempt)
         if stored is not None:
-            return self._redirect(stored)
+            return self._redirect(json.loads(stored)["result"])
+        now = int(time.time())
         consumed = self.dynamodb.update_item(
             TableName=self.nonces,
             Key={"pk": {"S": _key("bare-nonce", nonce)}},
             UpdateExpression="SET consumed_by = :attempt",
-            ConditionExpression=(
-                "attribute_exists(pk) AND browser = :browser AND attribute_not_exists(consumed_by)"
-            ),
-            ExpressionAttributeValues={":attempt": {"S": attempt}, ":browser": {"S": browser}},
+            ConditionExpression=_CONSUME_CONDITION,
+            ExpressionAttributeValues={
+                ":attempt": {"S": attempt},
+                ":now": {"N": str(now)},
+                ":browser": {"S": browser},
+            },
             ReturnValues="ALL_NEW",
         )["Attributes"]
         if consumed["intent"]["S"] == "sign_in":
             result = self._sign_in(token)
         else:
             result = self._link(token, consumed["session"]["S"])
+        # What a replay must give back: the outcome and the session to restore (sealed), as the flow keeps.
+        data = json.dumps({"result": result, "sealed_session": secrets.token_urlsafe(96) if result else None})
         self.dynamodb.update_item(
             TableName=self.idempotency,
             Key={"id": {"S": attempt}},
-            UpdateExpression="SET #status = :done, #data = :data",
-            ExpressionAttributeNames={"#status": "status", "#data": "data"},
-            ExpressionAttributeValues={":done": {"S": "COMPLETED"}, ":data": {"S": result}},
+            UpdateExpression="SET #response_data = :response_data, #expiry = :expiry, #status = :status",
+            ExpressionAttributeNames={"#response_data": "data", "#expiry": "expiration", "#status": "status"},
+            ExpressionAttributeValues={
+                ":response_data": {"S": data},
+                ":expiry": {"N": str(now + 600)},
+                ":status": {"S": "COMPLETED"},
+            },
         )
         return self._redirect(result)
 
     def _record_attempt(self, attempt: str) -> str | None:
+        """Claim the attempt, or get its stored result: the conditional put an idempotency record needs.
+
+        The condition is the one any idempotency record needs (claimable if absent, expired, or left in
+        progress by a timed-out invocation), so moto evaluates the same expression for both sides.
+        """
+        now = time.time()
         try:
             self.dynamodb.put_item(
                 TableName=self.idempotency,
                 Item={
                     "id": {"S": attempt},
+                    "expiration": {"N": str(int(now) + 600)},
                     "status": {"S": "INPROGRESS"},
-                    "expiration": {"N": str(int(time.time()) + 600)},
+                    "in_progress_expiration": {"N": str(int(now * 1000) + 15_000)},
                 },
-                ConditionExpression="attribute_not_exists(id)",
+                ConditionExpression=_CLAIM_CONDITION,
+                ExpressionAttributeNames={
+                    "#id": "id",
+                    "#expiry": "expiration",
+                    "#in_progress_expiry": "in_progress_expiration",
+                    "#status": "status",
+                },
+                ExpressionAttributeValues={
+                    ":now": {"N": str(int(now))},
+                    ":now_in_millis": {"N": str(int(now * 1000))},
+                    ":inprogress": {"S": "INPROGRESS"},
+                },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:

@@ -20,6 +20,8 @@ def cold_start(world: World, samples: int) -> dict[str, Any]:
         function, _ = run_json(world, [str(PROBE), "app"], function_event)
         floor_init, _ = run_json(world, [str(PROBE), "floor-init"], None)
         floor_first, _ = run_json(world, [str(PROBE), "floor-first"], floor_event)
+        libraries, _ = run_json(world, [str(PROBE), "libraries-init"], None)
+        times["libraries"].append(libraries["init"])
         times["init"].append(function["init"])
         times["first"].append(function["first"])
         times["init_floor"].append(floor_init["init"])
@@ -34,6 +36,13 @@ def cold_start(world: World, samples: int) -> dict[str, Any]:
             "samples": times[figure],
             "floor_samples": times[f"{figure}_floor"],
         }
+    libraries = statistics.median(times["libraries"])
+    result["libraries"] = {
+        "ms": libraries,
+        "floor_ms": result["init"]["floor_ms"],
+        "ratio": libraries / result["init"]["floor_ms"],
+        "samples": times["libraries"],
+    }
     return result
 
 

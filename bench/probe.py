@@ -5,6 +5,7 @@ itself loads, as the Lambda runtime hands a fresh interpreter to the handler mod
 
 * `app`: `import app` (init), then the first request through `lambda_handler` (first request);
 * `floor-init`: import boto3 and requests and create a DynamoDB client;
+* `libraries-init`: import bench/required/libraries.py (the required libraries built alone, no function code);
 * `floor-first`: the floor's handler module (bare boto3 and requests, its three clients), then the same
   sign-in through it.
 
@@ -44,6 +45,11 @@ def main() -> None:
         boto3.client("dynamodb")
         init = time.perf_counter()
         print(json.dumps({"init": (init - started) * 1000}))
+        return
+    if mode == "libraries-init":
+        import libraries  # type: ignore[import-not-found]  # noqa: F401 - bench/required, on the path
+
+        print(json.dumps({"init": (time.perf_counter() - started) * 1000}))
         return
     if mode == "app":
         import app

@@ -86,6 +86,19 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 mark(name),
             )
         )
+    if "libraries" in cold:
+        libraries = cold["libraries"]
+        table.insert(
+            1,
+            (
+                f"  of which the required libraries alone (median of {len(libraries['samples'])})",
+                f"{libraries['ms']:.0f} ms",
+                f"{libraries['floor_ms']:.0f} ms",
+                f"{libraries['ratio']:.2f}x",
+                "(no budget)",
+                "",
+            ),
+        )
     for flow, figure in results["warm"].items():
         table.append(
             (

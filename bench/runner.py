@@ -19,7 +19,10 @@ def child_environment(world: World) -> dict[str, str]:
     environment = dict(world.environment)
     environment["BENCH_EMULATOR_URL"] = world.emulator_url
     # As Lambda: the function's directory first; the repository for the benchmark's own modules.
-    environment["PYTHONPATH"] = os.pathsep.join([str(world.function_dir), str(REPO_ROOT)])
+    # bench/required for the probe of the required libraries alone (bench/required/libraries.py).
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [str(world.function_dir), str(REPO_ROOT), str(REPO_ROOT / "bench" / "required")]
+    )
     return environment
 
 

@@ -247,9 +247,10 @@ class TokenUrlService:
         """
         delays = _IN_PROGRESS_DELAYS if self._context is None else _delays_until_deadline()
         for delay in itertools.chain((0.0,), delays):
-            if delay and not self._time_left_for(delay):
-                break
-            self._sleep(delay)
+            if delay:
+                if not self._time_left_for(delay):
+                    break
+                self._sleep(delay)
             try:
                 result: TokenResult = self._complete_once(attempt=attempt)
             except IdempotencyAlreadyInProgressError:

@@ -41,6 +41,9 @@ def test_cold_start_has_init_and_first_request_beside_their_floors(quick_run: tu
         assert cold[figure]["floor_ms"] > 0
         assert cold[figure]["ratio"] == pytest.approx(cold[figure]["ms"] / cold[figure]["floor_ms"])
         assert len(cold[figure]["samples"]) == len(cold[figure]["floor_samples"]) == 2
+    libraries = cold["libraries"]
+    assert libraries["ms"] > 0
+    assert libraries["ratio"] == pytest.approx(libraries["ms"] / cold["init"]["floor_ms"])
     # The first request includes init: it cannot be shorter.
     assert cold["first"]["ms"] > cold["init"]["ms"]
 
@@ -93,6 +96,13 @@ def test_memory_artifact_imports_and_the_table(quick_run: tuple[dict, str]) -> N
         assert artifact["packages"]
     else:
         assert "python3.13" in artifact["reason"]
-    for row in ("Cold start: init", "Warm sign-in", "Calls per warm link", "TCP connections", "RSS growth"):
+    for row in (
+        "Cold start: init",
+        "required libraries alone",
+        "Warm sign-in",
+        "Calls per warm link",
+        "TCP connections",
+        "RSS growth",
+    ):
         assert row in printed
     assert set(results["budgets"]) >= {"cold start init", "cold start first request", "memory growth"}
