@@ -87,12 +87,16 @@ class Journeys:
         self._serial += 1
         return f"bench-{os.getpid()}-{self._serial}"
 
-    def sign_in(self) -> tuple[Browser, str, str]:
+    def sign_in(self, *, timed: bool = True) -> tuple[Browser, str, str]:
         """One sign-in; returns the browser, the token URL and the token, for a replay."""
         browser = Browser(self.handler)
         token_url = browser.start("sign_in")
         token = self._admin.token(token_url, identifier_for(PROVIDERS["google"], self._person()))
-        reply = self._timed("sign_in", browser, token_url, token)
+        reply = (
+            self._timed("sign_in", browser, token_url, token)
+            if timed
+            else browser.submit_token(token_url, token)
+        )
         _expect(reply.outcome, "signed_in", reply.location)
         return browser, token_url, token
 
@@ -109,24 +113,17 @@ class Journeys:
 
     def replay(self) -> None:
         """A sign-in (not timed), then the very same submission again (timed): the stored result answers."""
-        browser, token_url, token = self.sign_in_untimed()
+        browser, token_url, token = self.sign_in(timed=False)
         reply = self._timed("replay", browser, token_url, token)
         _expect(reply.outcome, "signed_in", reply.location)
 
-    def sign_in_untimed(self) -> tuple[Browser, str, str]:
-        label, self.handler.label = self.handler.label, None
-        try:
-            browser = Browser(self.handler)
-            token_url = browser.start("sign_in")
-            token = self._admin.token(token_url, identifier_for(PROVIDERS["google"], self._person()))
-            reply = browser.submit_token(token_url, token)
-            _expect(reply.outcome, "signed_in", reply.location)
-            return browser, token_url, token
-        finally:
-            self.handler.label = label
-
     def run(self, flow: str) -> None:
-        {"sign_in": self.sign_in, "link": self.link, "replay": self.replay}[flow]()
+        if flow == "sign_in":
+            self.sign_in()
+        elif flow == "link":
+            self.link()
+        else:
+            self.replay()
 
     def _timed(self, label: str, browser: Browser, token_url: str, token: str) -> Any:
         self.handler.label = label

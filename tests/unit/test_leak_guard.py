@@ -51,3 +51,18 @@ def test_the_guard_every_test_runs_under_sees_the_function_log(
     logging.getLogger("token-url").warning("careless %s", SECRET)
     assert len(leak_guard.leaks()) == 1
     leak_guard.log_lines.clear()  # this test leaked on purpose
+
+
+def test_a_plain_word_sent_as_a_token_is_not_a_secret_but_a_token_like_value_is() -> None:
+    """A fuzzer's token "function" is in every log line's `function_name`: chance, not a leak."""
+    guard = LeakGuard()
+    form = {"body": "token=function", "isBase64Encoded": False}
+    guard.learn_request(form)
+    guard.learn_request({"body": '{"access_token": "kMZ3b9-t0ken"}', "isBase64Encoded": False})
+    guard.learn_request({"body": '{"token": "averylongplaintokenwithoutdigits"}', "isBase64Encoded": False})
+    guard.log_lines.append(
+        '{"function_name": "x", "a": "kMZ3b9-t0ken", "b": "averylongplaintokenwithoutdigits"}'
+    )
+    leaks = guard.leaks()
+    assert len(leaks) == 2
+    assert not any("func" in leak.split("(", 1)[1][:5] for leak in leaks)
