@@ -19,7 +19,7 @@ from bench import artifact, cold, report
 from bench.runner import REPO_ROOT, run_json
 from bench.world import running_world
 
-FULL = {"cold_samples": 15, "warmup": 20, "iterations": 200, "memory_from": 1_000, "memory_to": 10_000}
+FULL = {"cold_samples": 25, "warmup": 20, "iterations": 200, "memory_from": 1_000, "memory_to": 10_000}
 QUICK = {"cold_samples": 2, "warmup": 1, "iterations": 5, "memory_from": 30, "memory_to": 90}
 DEFAULT_JSON = REPO_ROOT / "test-output" / "bench.json"
 
@@ -44,9 +44,9 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def measure(counts: dict[str, int], *, with_artifact: bool = True) -> dict[str, Any]:
+def measure(counts: dict[str, int], *, with_artifact: bool = True, quick: bool = False) -> dict[str, Any]:
     started = time.monotonic()
-    results: dict[str, Any] = {"machine": machine(), "counts": counts}
+    results: dict[str, Any] = {"machine": machine(), "counts": counts, "quick": quick}
     with running_world() as world:
         results["cold_start"] = cold.cold_start(world, counts["cold_samples"])
         results["largest_imports"] = cold.largest_imports(world)
@@ -56,7 +56,9 @@ def measure(counts: dict[str, int], *, with_artifact: bool = True) -> dict[str, 
         results["calls"] = warm["calls"]
         results["warm"] = report.warm_figures(warm["overhead"])
         by_host = warm["connections"]["by_host"]
+        results["xray_entities_sent"] = warm["xray_entities_sent"]
         results["connections"] = {
+            "upstream_hosts": world.upstream_hosts,
             "invocations": warm["connections"]["invocations"],
             "function_by_host": {host: n for host, n in by_host.items() if not host.startswith("bare-")},
             "floor_by_host": {host: n for host, n in by_host.items() if host.startswith("bare-")},
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=pathlib.Path, default=DEFAULT_JSON, help=f"default: {DEFAULT_JSON}")
     parser.add_argument("--no-artifact", action="store_true", help="skip `sam build` and the artifact's size")
     args = parser.parse_args(argv)
-    results = measure(QUICK if args.quick else FULL, with_artifact=not args.no_artifact)
+    results = measure(QUICK if args.quick else FULL, with_artifact=not args.no_artifact, quick=args.quick)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(report.table(results))

@@ -71,7 +71,10 @@ class BareHandler:
         self.locale = environ["CAPTURE_LOCALE"]
         self.redirect_uri = environ["CAPTURE_REDIRECT_URI"]
         self.app_url = environ["APP_URL"]
+        self.public_base_url = environ["PUBLIC_BASE_URL"]
         self.api_key: str | None = None
+        self.api_key_expires = 0.0
+        self.secret_max_age = int(environ.get("SECRET_MAX_AGE_SECONDS", "300"))
 
     # ------------------------------------------------------------ preparation (not timed)
 
@@ -92,7 +95,9 @@ class BareHandler:
     def registration_session(self, access_token: str) -> str:
         pk = _key("bare-session", secrets.token_urlsafe(32))
         sealed = self.kms.encrypt(
-            KeyId=self.key_id, Plaintext=access_token.encode(), EncryptionContext={"session": pk}
+            KeyId=self.key_id,
+            Plaintext=access_token.encode(),
+            EncryptionContext={"session": pk, "field": "capture_token"},
         )["CiphertextBlob"]
         self.dynamodb.put_item(
             TableName=self.sessions, Item={"pk": {"S": pk}, "capture_token": {"B": sealed}}
@@ -106,6 +111,7 @@ class BareHandler:
         form = parse_qs(base64.b64decode(body).decode() if event.get("isBase64Encoded") else body)
         token = form["token"][0]
         nonce = parse_qs(event["rawQueryString"])["nonce"][0]
+        token_url = f"{self.public_base_url}/token?nonce={nonce}"
         browser = next(
             c.split("=", 1)[1] for c in event.get("cookies", []) if c.startswith("__Host-tu_browser=")
         )
@@ -127,9 +133,9 @@ class BareHandler:
             ReturnValues="ALL_NEW",
         )["Attributes"]
         if consumed["intent"]["S"] == "sign_in":
-            result = self._sign_in(token)
+            result = self._sign_in(token, token_url)
         else:
-            result = self._link(token, consumed["session"]["S"])
+            result = self._link(token, token_url, consumed["session"]["S"])
         # What a replay must give back: the outcome and the session to restore (sealed), as the flow keeps.
         data = json.dumps({"result": result, "sealed_session": secrets.token_urlsafe(96) if result else None})
         self.dynamodb.update_item(
@@ -182,12 +188,14 @@ class BareHandler:
             return str(stored["data"]["S"])
         return None
 
-    def _auth_info(self, token: str) -> dict[str, Any]:
-        if self.api_key is None:  # once per container, as the function caches it
+    def _auth_info(self, token: str, token_url: str) -> dict[str, Any]:
+        if self.api_key is None or time.monotonic() >= self.api_key_expires:
+            # Cached as the function caches it: one read per container per SECRET_MAX_AGE_SECONDS.
             self.api_key = self.secrets.get_secret_value(SecretId=self.secret_id)["SecretString"]
+            self.api_key_expires = time.monotonic() + self.secret_max_age
         reply = self.http.post(
             f"{self.social_login}/api/v2/auth_info",
-            data={"apiKey": self.api_key, "token": token},
+            data={"apiKey": self.api_key, "token": token, "extended": "false", "tokenUrl": token_url},
             headers={"Host": BARE_HOSTS["social"]},
             timeout=(2, 6),
         )
@@ -196,13 +204,13 @@ class BareHandler:
             raise RuntimeError(f"auth_info failed: {info.get('err')}")
         return info
 
-    def _sign_in(self, token: str) -> str:
-        info = self._auth_info(token)
+    def _sign_in(self, token: str, token_url: str) -> str:
+        info = self._auth_info(token, token_url)
         pk = _key("bare-session", secrets.token_urlsafe(32))
         sealed = self.kms.encrypt(
             KeyId=self.key_id,
             Plaintext=json.dumps(info.get("accessCredentials")).encode(),
-            EncryptionContext={"session": pk},
+            EncryptionContext={"session": pk, "field": "credentials"},
         )["CiphertextBlob"]
         self.dynamodb.put_item(
             TableName=self.sessions,
@@ -215,15 +223,15 @@ class BareHandler:
         )
         return "signed_in"
 
-    def _link(self, token: str, session: str) -> str:
+    def _link(self, token: str, token_url: str, session: str) -> str:
         item = self.dynamodb.get_item(
             TableName=self.sessions, Key={"pk": {"S": session}}, ConsistentRead=True
         )
         sealed = item["Item"]["capture_token"]["B"]
-        info = self._auth_info(token)
-        access_token = self.kms.decrypt(CiphertextBlob=sealed, EncryptionContext={"session": session})[
-            "Plaintext"
-        ].decode()
+        info = self._auth_info(token, token_url)
+        access_token = self.kms.decrypt(
+            CiphertextBlob=sealed, EncryptionContext={"session": session, "field": "capture_token"}
+        )["Plaintext"].decode()
         reply = self.http.post(
             f"{self.capture}/oauth/link_account_native",
             data={
@@ -244,6 +252,7 @@ class BareHandler:
             TableName=self.sessions,
             Key={"pk": {"S": session}},
             UpdateExpression="ADD linked :identifier",
+            ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":identifier": {"SS": [info["profile"]["identifier"]]}},
         )
         return "linked"

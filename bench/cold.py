@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 from collections import defaultdict
 from typing import Any
@@ -33,6 +34,7 @@ def cold_start(world: World, samples: int) -> dict[str, Any]:
             "ms": value,
             "floor_ms": floor,
             "ratio": value / floor,
+            "ratio_interval": ratio_interval(times[figure], times[f"{figure}_floor"]),
             "samples": times[figure],
             "floor_samples": times[f"{figure}_floor"],
         }
@@ -44,6 +46,21 @@ def cold_start(world: World, samples: int) -> dict[str, Any]:
         "samples": times["libraries"],
     }
     return result
+
+
+def ratio_interval(values: list[float], floors: list[float], resamples: int = 2000) -> list[float]:
+    """A 95% bootstrap interval of the ratio of medians (rounds resampled in pairs, fixed seed).
+
+    When it straddles a budget, the verdict on that budget is within this machine's noise.
+    """
+    chooser = random.Random(20261125)  # noqa: S311 - resampling, not security
+    rounds = list(zip(values, floors, strict=True))
+    ratios = []
+    for _ in range(resamples):
+        sample = [chooser.choice(rounds) for _ in rounds]
+        ratios.append(statistics.median(v for v, _ in sample) / statistics.median(f for _, f in sample))
+    ratios.sort()
+    return [ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]]
 
 
 def largest_imports(world: World) -> list[dict[str, Any]]:

@@ -14,10 +14,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from bench.admin import EmulatorAdmin
 from bench.measure import AwsCallCounter
-from bench.world import EmulatorAdmin
-from emulator import PROVIDERS
-from emulator.profiles import identifier_for
 from tests.support import PROVIDER_ORIGIN, Browser, http_event
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -45,6 +43,7 @@ class Timed:
         self.label: str | None = None
         self.samples: dict[str, list[float]] = {}
         self.invocations = 0
+        self.record = True
         self.count = False
         self.last_calls: dict[str, dict[str, int]] = {}
         self._aws = aws
@@ -71,7 +70,8 @@ class Timed:
         assert self.label is not None
         started = time.perf_counter()
         response = self.handler(event, context)
-        self.samples.setdefault(self.label, []).append((time.perf_counter() - started) * 1000)
+        if self.record:
+            self.samples.setdefault(self.label, []).append((time.perf_counter() - started) * 1000)
         return response
 
 
@@ -91,7 +91,7 @@ class Journeys:
         """One sign-in; returns the browser, the token URL and the token, for a replay."""
         browser = Browser(self.handler)
         token_url = browser.start("sign_in")
-        token = self._admin.token(token_url, identifier_for(PROVIDERS["google"], self._person()))
+        token = self._admin.token(token_url, provider="Google")
         reply = (
             self._timed("sign_in", browser, token_url, token)
             if timed
@@ -107,7 +107,7 @@ class Journeys:
         if created.status != 200:
             raise RuntimeError(f"POST /session answered {created.status}: {created.body[:200]}")
         token_url = browser.start("link")
-        token = self._admin.token(token_url, identifier_for(PROVIDERS["facebook"], person))
+        token = self._admin.token(token_url, provider="Facebook")
         reply = self._timed("link", browser, token_url, token)
         _expect(reply.outcome, "linked", reply.location)
 

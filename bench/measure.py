@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 import math
-import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import boto3
+from botocore.client import BaseClient
 
 
 class AwsCallCounter:
-    """Counts every AWS API call at the client, through botocore's `before-call` event.
+    """Counts every AWS API call at the client, whatever session built the client.
 
-    Registered on boto3's default session before any client exists, so every client built from it
-    (the function's, Powertools', the floor's) inherits the handler.
+    It wraps botocore's `BaseClient._make_api_call` (every operation of every client goes through it),
+    before the handler is imported, so the function's clients, any Powertools builds for itself and the
+    floor's are all counted. X-Ray's patch wraps it in turn; the count is the same.
     """
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
 
     def install(self) -> None:
-        boto3.setup_default_session()
-        assert boto3.DEFAULT_SESSION is not None
-        boto3.DEFAULT_SESSION.events.register("before-call", self._count)
+        original = BaseClient._make_api_call  # type: ignore[attr-defined]
+        counter = self
 
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+        def counting(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+            counter.calls[f"{client.meta.service_model.service_name}:{operation_name}"] += 1
+            return original(client, operation_name, api_params)
+
+        BaseClient._make_api_call = counting  # type: ignore[attr-defined]
 
     def take(self) -> Counter[str]:
         taken, self.calls = self.calls, Counter()
@@ -64,11 +66,3 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     ordered = sorted(samples)
     rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
-
-
-def summary(samples: Sequence[float]) -> dict[str, float]:
-    return {
-        "p50": statistics.median(samples),
-        "p99": percentile(samples, 0.99),
-        "n": float(len(samples)),
-    }

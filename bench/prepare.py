@@ -11,11 +11,9 @@ import os
 import sys
 
 import app
+from bench.admin import EmulatorAdmin
 from bench.bare import BareHandler
 from bench.journeys import bare_person, token_post
-from bench.world import EmulatorAdmin
-from emulator import PROVIDERS
-from emulator.profiles import identifier_for
 from tests.support import Browser
 
 
@@ -27,11 +25,11 @@ def main() -> None:
     for serial in range(count):
         browser = Browser(app.lambda_handler)
         token_url = browser.start("sign_in")
-        token = admin.token(token_url, identifier_for(PROVIDERS["google"], f"cold-{os.getpid()}-{serial}"))
+        token = admin.token(token_url, provider="Google")
         function_events.append(token_post(token_url, token, browser.cookies_for(cross_site=True)))
         nonce, binding = bare.start()
         bare_url = f"{os.environ['PUBLIC_BASE_URL']}/token?nonce={nonce}"
-        floor_token = admin.token(bare_url, bare_person(serial)[1])
+        floor_token = admin.token(bare_url, identifier=bare_person(serial)[1])
         floor_events.append(token_post(bare_url, floor_token, [f"__Host-tu_browser={binding}"]))
     print(json.dumps({"function": function_events, "floor": floor_events}))
 

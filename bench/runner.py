@@ -15,8 +15,22 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROBE = REPO_ROOT / "bench" / "probe.py"
 
 
+# Interpreter settings from the shell that would change what is measured, on either side.
+_DISTORTING = (
+    "PYTHONDEVMODE",
+    "PYTHONMALLOC",
+    "PYTHONTRACEMALLOC",
+    "PYTHONPROFILEIMPORTTIME",
+    "PYTHONASYNCIODEBUG",
+    "PYTHONWARNINGS",
+    "PYTHONSTARTUP",
+    "COVERAGE_PROCESS_START",
+)
+
+
 def child_environment(world: World) -> dict[str, str]:
-    environment = dict(world.environment)
+    environment = {name: value for name, value in world.environment.items() if name not in _DISTORTING}
+    environment["PYTHONUNBUFFERED"] = "1"  # as Lambda's runtime, which flushes every write
     environment["BENCH_EMULATOR_URL"] = world.emulator_url
     # As Lambda: the function's directory first; the repository for the benchmark's own modules.
     # bench/required for the probe of the required libraries alone (bench/required/libraries.py).

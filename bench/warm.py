@@ -18,15 +18,20 @@ import gc
 import json
 import os
 import sys
-from typing import Any
+import types
+from typing import Any, cast
 
+from bench.admin import EmulatorAdmin
 from bench.measure import AwsCallCounter, by_service, peak_rss_bytes, rss_bytes
-from bench.world import EmulatorAdmin
 
 aws_calls = AwsCallCounter()
 aws_calls.install()  # before the handler builds its clients, so they carry the counter
 
+import requests  # noqa: E402
+from botocore.client import BaseClient  # noqa: E402
+
 import app  # noqa: E402
+import observability  # noqa: E402
 from bench.bare import BareHandler  # noqa: E402
 from bench.journeys import FLOWS, Journeys, Timed, bare_person, token_post  # noqa: E402
 
@@ -51,7 +56,7 @@ class BareJourneys:
         nonce, browser = self._bare.start(session=session)
         token_url = f"{os.environ['PUBLIC_BASE_URL']}/token?nonce={nonce}"
         event = token_post(
-            token_url, self._admin.token(token_url, identifier), [f"__Host-tu_browser={browser}"]
+            token_url, self._admin.token(token_url, identifier=identifier), [f"__Host-tu_browser={browser}"]
         )
         if flow == "replay":
             self._bare(event, None)  # the first submission, not timed
@@ -65,9 +70,49 @@ class BareJourneys:
             raise RuntimeError(f"the floor's {flow} ended with {reply['headers']['Location']}")
 
 
-def calls_per_flow(sides: dict[str, Journeys | BareJourneys]) -> Report:
+def untraced(bare: BareHandler) -> BareHandler:
+    """The floor without X-Ray: `import app` built the Tracer, which patched botocore and requests for
+    the whole process. The floor's clients and session get the unpatched methods (the call counter,
+    under X-Ray's wrapper, stays), so the floor pays for no tracing, as it should not."""
+    clients: list[Any] = [bare.dynamodb, bare.kms, bare.secrets]
+    for client in clients:
+        client._make_api_call = types.MethodType(_unwrapped(BaseClient, "_make_api_call"), client)
+    untraced_session(bare.http)
+    return bare
+
+
+def untraced_session(session: requests.Session) -> requests.Session:
+    """A requests Session that X-Ray's patch does not trace (the floor's, and the harness's own)."""
+    for name in ("request", "prepare_request"):  # what aws_xray_sdk.ext.requests wraps
+        setattr(session, name, types.MethodType(_unwrapped(requests.Session, name), session))
+    return session
+
+
+def _unwrapped(owner: type, name: str) -> Any:
+    method = owner.__dict__[name]
+    return getattr(method, "__wrapped__", method)
+
+
+class XRayEntities:
+    """Counts the segments and subsegments the X-Ray SDK sends, by who was running: function or floor."""
+
+    def __init__(self) -> None:
+        self.sent = {"function": 0, "floor": 0}
+        self.side = "function"
+        emitter = cast(Any, observability.tracer.provider).emitter
+        send = emitter.send_entity
+
+        def counting(entity: Any) -> None:
+            self.sent[self.side] += 1
+            send(entity)
+
+        emitter.send_entity = counting
+
+
+def calls_per_flow(sides: dict[str, Journeys | BareJourneys], entities: XRayEntities) -> Report:
     measured: Report = {}
     for who, journeys in sides.items():
+        entities.side = who
         journeys.handler.count = True
         try:
             for flow in FLOWS:
@@ -80,47 +125,73 @@ def calls_per_flow(sides: dict[str, Journeys | BareJourneys]) -> Report:
 
 
 def memory(journeys: Journeys, measure_from: int, measure_to: int) -> Report:
-    """Serve every flow in turn until `measure_to` invocations; RSS at `measure_from` and at the end."""
+    """Serve every flow in turn until `measure_to` invocations, reading RSS after a collection at
+    `measure_from` and then at every tenth of the way to the end (for a slope, not only two points)."""
     invocations = journeys.handler
-    start: tuple[int, int] | None = None
-    while invocations.invocations < measure_to:
+    invocations.record = False  # the timings of a memory run are not kept: they would be its growth
+    step = max(1, (measure_to - measure_from) // 10)
+    checkpoints: list[tuple[int, int]] = []
+    next_at = measure_from
+    while True:
+        if invocations.invocations >= next_at:
+            gc.collect()
+            checkpoints.append((invocations.invocations, rss_bytes()))
+            if invocations.invocations >= measure_to:
+                break
+            next_at = min(next_at + step, measure_to)
         for flow in FLOWS:
             journeys.run(flow)
-        if start is None and invocations.invocations >= measure_from:
-            gc.collect()
-            start = (invocations.invocations, rss_bytes())
-    gc.collect()
-    assert start is not None
     return {
-        "from_request": start[0],
-        "rss_from": start[1],
-        "to_request": invocations.invocations,
-        "rss_to": rss_bytes(),
+        "from_request": checkpoints[0][0],
+        "rss_from": checkpoints[0][1],
+        "to_request": checkpoints[-1][0],
+        "rss_to": checkpoints[-1][1],
+        "checkpoints": checkpoints,
+        "slope_bytes_per_1000": _slope(checkpoints) * 1000,
         "peak_rss": peak_rss_bytes(),
     }
+
+
+def _slope(points: list[tuple[int, int]]) -> float:
+    """Least-squares growth of RSS per request over the checkpoints."""
+    if len(points) < 2:
+        return 0.0
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
 
 
 def main() -> None:
     plan: Report = json.load(sys.stdin)
     admin = EmulatorAdmin(os.environ["BENCH_EMULATOR_URL"])
+    untraced_session(admin.http)  # the harness's calls are no one's: not traced, not counted as entities
     function = Journeys(Timed(app.lambda_handler, aws=aws_calls, admin=admin), admin)
     if "memory_to" in plan:
         print(json.dumps({"memory": memory(function, plan["memory_from"], plan["memory_to"])}))
         return
     connections_before = admin.connections()
-    bare = BareHandler(os.environ)
+    bare = untraced(BareHandler(os.environ))
     floor = BareJourneys(Timed(bare, aws=aws_calls, admin=admin), bare, admin)
+    entities = XRayEntities()
+
+    def both(flow: str) -> None:
+        entities.side = "function"
+        function.run(flow)
+        entities.side = "floor"
+        floor.run(flow)
+
     for _ in range(plan["warmup"]):
         for flow in FLOWS:
-            function.run(flow)
-            floor.run(flow)
-    report: Report = {"calls": calls_per_flow({"function": function, "floor": floor})}
+            both(flow)
+    report: Report = {
+        "calls": calls_per_flow({"function": function, "floor": floor}, entities),
+    }
     function.handler.samples.clear()
     floor.handler.samples.clear()
     for _ in range(plan["iterations"]):
         for flow in FLOWS:
-            function.run(flow)
-            floor.run(flow)
+            both(flow)
     report["overhead"] = {"function": function.handler.samples, "floor": floor.handler.samples}
     after = admin.connections()
     opened = {host: count - connections_before.get(host, 0) for host, count in after.items()}
@@ -128,6 +199,7 @@ def main() -> None:
         "by_host": {host: count for host, count in opened.items() if count},
         "invocations": function.handler.invocations,
     }
+    report["xray_entities_sent"] = entities.sent
     print(json.dumps(report))
 
 

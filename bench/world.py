@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import requests
 
+from bench.admin import EmulatorAdmin
 from devtools.local_stack import (
     REGION,
     StackConfig,
@@ -38,8 +38,6 @@ from emulator import DEFAULT_API_KEY, DEFAULT_CLIENT_ID, DEFAULT_FLOW, DEFAULT_F
 from tests.support import APP_URL, PUBLIC_BASE_URL
 
 FUNCTION_DIR = pathlib.Path(__file__).resolve().parent.parent / "functions" / "token_url"
-ADMIN_HOST = "bench-admin"
-"""The Host header of the benchmark's own calls to the emulator, so its connection is told apart."""
 STARTUP_SECONDS = 30.0
 
 
@@ -58,46 +56,6 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes], name: str
             return
         time.sleep(0.05)
     raise RuntimeError(f"{name} did not listen on {port} within {STARTUP_SECONDS:.0f} s")
-
-
-class EmulatorAdmin:
-    """The benchmark's side door into the emulator (`/_emulator/...`), on one kept-alive connection."""
-
-    def __init__(self, base_url: str) -> None:
-        self._base = base_url
-        self._http = requests.Session()
-        self._http.headers["Host"] = ADMIN_HOST
-
-    def token(self, token_url: str, identifier: str | None = None) -> str:
-        reply = self._post("/_emulator/tokens", {"token_url": token_url, "identifier": identifier})
-        return str(reply["token"])
-
-    def access_token(self, user_id: str) -> str:
-        return str(self._post("/_emulator/access_tokens", {"user_id": user_id})["access_token"])
-
-    def calls(self) -> dict[str, int]:
-        """Upstream calls received so far, by endpoint (the side door's own left out)."""
-        counts = dict(self._get("/_emulator/calls")["calls"])
-        return {name: count for name, count in counts.items() if not name.startswith("emulator_")}
-
-    def connections(self) -> dict[str, int]:
-        """Connections accepted, by the host name the client used (the benchmark's own left out)."""
-        by_host = dict(self._get("/_emulator/connections")["by_host"])
-        by_host.pop(ADMIN_HOST, None)
-        return by_host
-
-    def reset(self) -> None:
-        self._post("/_emulator/reset", {})
-
-    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        reply = self._http.post(f"{self._base}{path}", json=payload, timeout=10)
-        reply.raise_for_status()
-        return dict(reply.json())
-
-    def _get(self, path: str) -> dict[str, Any]:
-        reply = self._http.get(f"{self._base}{path}", timeout=10)
-        reply.raise_for_status()
-        return dict(reply.json())
 
 
 @contextlib.contextmanager
@@ -126,6 +84,8 @@ class World:
     """Everything a function process needs: the template's variables resolved locally, plus the runtime's."""
     function_dir: pathlib.Path
     """Where the function's modules are imported from (compiled, as deployed)."""
+    upstream_hosts: list[str]
+    """The Host headers of Social Login and Capture as the function reaches them: two hosts, two pools."""
     emulator_url: str
     aws_endpoint: str
 
@@ -195,6 +155,7 @@ def running_world() -> Iterator[World]:
             yield World(
                 environment=environment,
                 function_dir=function_dir,
+                upstream_hosts=[f"127.0.0.1:{emulator_port}", f"localhost:{emulator_port}"],
                 emulator_url=f"http://127.0.0.1:{emulator_port}",
                 aws_endpoint=aws_endpoint,
             )

@@ -37,15 +37,13 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:  # 
 def test_cold_start_has_init_and_first_request_beside_their_floors(quick_run: tuple[dict, str]) -> None:  # type: ignore[type-arg]
     cold = quick_run[0]["cold_start"]
     for figure in ("init", "first"):
-        assert cold[figure]["ms"] > 0
-        assert cold[figure]["floor_ms"] > 0
-        assert cold[figure]["ratio"] == pytest.approx(cold[figure]["ms"] / cold[figure]["floor_ms"])
         assert len(cold[figure]["samples"]) == len(cold[figure]["floor_samples"]) == 2
-    libraries = cold["libraries"]
-    assert libraries["ms"] > 0
-    assert libraries["ratio"] == pytest.approx(libraries["ms"] / cold["init"]["floor_ms"])
-    # The first request includes init: it cannot be shorter.
-    assert cold["first"]["ms"] > cold["init"]["ms"]
+        assert all(sample > 0 for sample in cold[figure]["samples"] + cold[figure]["floor_samples"])
+        low, high = cold[figure]["ratio_interval"]
+        assert low <= high
+    assert len(cold["libraries"]["samples"]) == 2
+    # A first request that signed in (the probe exits non-zero otherwise) took longer than the floor's init.
+    assert min(cold["first"]["samples"]) > min(cold["init"]["floor_samples"])
 
 
 def test_warm_overhead_per_flow_has_p50_p99_and_ratio(quick_run: tuple[dict, str]) -> None:  # type: ignore[type-arg]
@@ -53,8 +51,14 @@ def test_warm_overhead_per_flow_has_p50_p99_and_ratio(quick_run: tuple[dict, str
     assert set(warm) == FLOWS
     for figure in warm.values():
         assert figure["samples"] == 5
-        assert 0 < figure["p50_ms"] <= figure["p99_ms"]
-        assert 0 < figure["floor_p50_ms"] <= figure["floor_p99_ms"]
+        assert figure["p50_ms"] > 0
+        assert figure["floor_p50_ms"] > 0
+
+
+def test_the_function_is_traced_as_deployed_and_the_floor_is_not(quick_run: tuple[dict, str]) -> None:  # type: ignore[type-arg]
+    sent = quick_run[0]["xray_entities_sent"]
+    assert sent["function"] > 0
+    assert sent["floor"] == 0
 
 
 def test_each_flow_makes_exactly_the_calls_of_the_floor(quick_run: tuple[dict, str]) -> None:  # type: ignore[type-arg]
@@ -64,7 +68,18 @@ def test_each_flow_makes_exactly_the_calls_of_the_floor(quick_run: tuple[dict, s
         assert sides["function"]["aws"] == sides["floor"]["aws"], flow
         assert sides["function"]["upstream"] == sides["floor"]["upstream"], flow
     assert calls["sign_in"]["function"]["upstream"] == {"auth_info": 1}
+    assert calls["sign_in"]["function"]["aws"] == {
+        "dynamodb:PutItem": 2,
+        "dynamodb:UpdateItem": 2,
+        "kms:Encrypt": 1,
+    }
     assert calls["link"]["function"]["upstream"] == {"auth_info": 1, "link_account_native": 1}
+    assert calls["link"]["function"]["aws"] == {
+        "dynamodb:GetItem": 1,
+        "dynamodb:PutItem": 1,
+        "dynamodb:UpdateItem": 3,
+        "kms:Decrypt": 1,
+    }
     assert calls["replay"]["function"] == {
         "aws": {"dynamodb:PutItem": 1},
         "upstream": {},
@@ -88,7 +103,7 @@ def test_memory_artifact_imports_and_the_table(quick_run: tuple[dict, str]) -> N
     results, printed = quick_run
     memory = results["memory"]
     assert memory["to_request"] > memory["from_request"] >= 30
-    assert memory["peak_rss"] >= memory["rss_to"] > 0
+    assert len(memory["checkpoints"]) >= 3
     assert len(results["largest_imports"]) == 10
     artifact = results["artifact"]
     if artifact["measured"]:
@@ -105,4 +120,8 @@ def test_memory_artifact_imports_and_the_table(quick_run: tuple[dict, str]) -> N
         "RSS growth",
     ):
         assert row in printed
-    assert set(results["budgets"]) >= {"cold start init", "cold start first request", "memory growth"}
+    held = results["budgets"]
+    for name in ("calls sign_in = minimum", "calls link = minimum", "calls replay = minimum"):
+        assert held[name], name
+    assert held["connections per upstream host"]
+    assert held["function traced, floor not"]

@@ -33,9 +33,20 @@ def results() -> dict[str, Any]:
         },
         "warm": warm_figures({"function": {"replay": [3.0, 4.0]}, "floor": {"replay": [2.5, 3.0]}}),
         "calls": {"replay": {"function": copy.deepcopy(CALLS), "floor": copy.deepcopy(CALLS)}},
-        "connections": {"invocations": 200, "function_by_host": {"127.0.0.1:1": 1, "localhost:1": 1}},
-        "memory": {"from_request": 1000, "to_request": 10000, "growth_bytes": 1024, "peak_rss": 10**8},
-        "artifact": {"measured": True, "zipped_bytes": 5 * 1024 * 1024, "packages": []},
+        "connections": {
+            "invocations": 200,
+            "upstream_hosts": ["127.0.0.1:1", "localhost:1"],
+            "function_by_host": {"127.0.0.1:1": 1, "localhost:1": 1},
+        },
+        "memory": {
+            "from_request": 1000,
+            "to_request": 10000,
+            "growth_bytes": 1024,
+            "slope_bytes_per_1000": 100.0,
+            "peak_rss": 10**8,
+        },
+        "xray_entities_sent": {"function": 3000, "floor": 0},
+        "artifact": {"measured": True, "zipped_bytes": 5_000_000, "packages": [], "reason": "no python3.13"},
         "largest_imports": [{"package": "botocore", "ms": 20.0, "modules": 40}],
     }
 
@@ -50,8 +61,13 @@ def test_within_every_budget_everything_holds() -> None:
     [
         (("cold_start", "init", "ratio"), 1.31, "cold start init"),
         (("cold_start", "first", "ratio"), 1.51, "cold start first request"),
-        (("memory", "growth_bytes"), 5 * 1024 * 1024, "memory growth"),
-        (("artifact", "zipped_bytes"), 10 * 1024 * 1024, "artifact zipped"),
+        (("memory", "growth_bytes"), 5_000_000, "memory growth"),
+        (("artifact", "zipped_bytes"), 10_000_000, "artifact zipped"),
+        (("artifact", "measured"), False, "artifact zipped"),
+        (("connections", "function_by_host", "localhost:1"), 0, "connections per upstream host"),
+        (("xray_entities_sent", "floor"), 1, "function traced, floor not"),
+        (("xray_entities_sent", "function"), 0, "function traced, floor not"),
+        (("calls", "replay", "function", "upstream", "auth_info"), 1, "calls replay = minimum"),
         (("connections", "function_by_host", "127.0.0.1:1"), 2, "connections per upstream host"),
         (("calls", "replay", "function", "aws", "dynamodb:GetItem"), 1, "calls replay = minimum"),
     ],
@@ -77,3 +93,18 @@ def test_percentile_is_a_sample_by_nearest_rank() -> None:
     assert percentile(samples, 0.99) == 198.0
     assert percentile(samples, 0.5) == 100.0
     assert percentile([7.0], 0.99) == 7.0
+
+
+def test_a_missing_host_fails_the_connections_budget_even_if_the_other_has_one() -> None:
+    figures = results()
+    del figures["connections"]["function_by_host"]["localhost:1"]
+    assert verdicts(figures)["connections per upstream host"] is False
+
+
+def test_an_unmeasured_artifact_holds_only_in_a_quick_run() -> None:
+    figures = results()
+    figures["artifact"] = {"measured": False, "reason": "no python3.13"}
+    figures["quick"] = True
+    assert "artifact zipped" not in verdicts(figures)
+    figures["quick"] = False
+    assert verdicts(figures)["artifact zipped"] is False
