@@ -86,4 +86,4 @@ bench: $(STAMP) $(SAM_STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output
+	rm -rf $(VENV) $(SAM_VENV) .bench .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import artifact, cold, report
 from bench.runner import REPO_ROOT, run_json
+from bench.runtime import lambda_like_runtime
 from bench.world import running_world
 
 FULL = {"cold_samples": 25, "warmup": 20, "iterations": 200, "memory_from": 1_000, "memory_to": 10_000}
@@ -47,7 +48,9 @@ def _cpu_model() -> str:
 def measure(counts: dict[str, int], *, with_artifact: bool = True, quick: bool = False) -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine(), "counts": counts, "quick": quick}
-    with running_world() as world:
+    runtime = lambda_like_runtime()
+    results["runtime"] = {"python": runtime.version, "like_lambda": runtime.like_lambda}
+    with running_world(runtime) as world:
         results["cold_start"] = cold.cold_start(world, counts["cold_samples"])
         results["largest_imports"] = cold.largest_imports(world)
         warm, _ = run_json(
@@ -89,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(report.table(results))
     host = results["machine"]
+    runtime = results["runtime"]
+    layout = "Lambda-like package layout" if runtime["like_lambda"] else "the development venv"
     print(
-        f"\n{host['processor']}, {host['cpus']} CPUs, Python {host['python']}; "
-        f"{results['seconds']:.0f} s; JSON: {args.json}"
+        f"\n{host['processor']}, {host['cpus']} CPUs; measured processes on Python {runtime['python']}"
+        f" ({layout}); {results['seconds']:.0f} s; JSON: {args.json}"
     )
     over = [name for name, held in results["budgets"].items() if not held]
     if over and not args.quick:

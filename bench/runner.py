@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 from typing import Any
 
 from bench.world import World
@@ -33,10 +32,11 @@ def child_environment(world: World) -> dict[str, str]:
     environment["PYTHONUNBUFFERED"] = "1"  # as Lambda's runtime, which flushes every write
     environment["BENCH_EMULATOR_URL"] = world.emulator_url
     # As Lambda: the function's directory first; the repository for the benchmark's own modules.
+    # As Lambda: the function first, then its packages and the runtime's SDK (when the benchmark built
+    # them; else the interpreter's own site-packages), then the benchmark's own modules, and
     # bench/required for the probe of the required libraries alone (bench/required/libraries.py).
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(world.function_dir), str(REPO_ROOT), str(REPO_ROOT / "bench" / "required")]
-    )
+    paths = [world.function_dir, *world.runtime.packages, REPO_ROOT, REPO_ROOT / "bench" / "required"]
+    environment["PYTHONPATH"] = os.pathsep.join(str(path) for path in paths)
     return environment
 
 
@@ -45,7 +45,7 @@ def run_json(
 ) -> Any:
     """Run `python [flags] arguments` in the function's environment; the last stdout line is its JSON."""
     completed = subprocess.run(  # noqa: S603 - our interpreter and our modules
-        [sys.executable, *(python_flags or []), *arguments],
+        [str(world.runtime.python), "-s", *(python_flags or []), *arguments],
         input=json.dumps(stdin),
         env=child_environment(world),
         cwd=REPO_ROOT,

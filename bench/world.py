@@ -7,11 +7,9 @@ memory are not the function's. Social Login and Capture are the one emulator und
 
 from __future__ import annotations
 
-import compileall
 import contextlib
 import os
 import pathlib
-import py_compile
 import shutil
 import socket
 import subprocess
@@ -25,6 +23,7 @@ from typing import Any
 import boto3
 
 from bench.admin import EmulatorAdmin
+from bench.runtime import Runtime, development_runtime
 from devtools.local_stack import (
     REGION,
     StackConfig,
@@ -59,7 +58,7 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes], name: str
 
 
 @contextlib.contextmanager
-def compiled_function() -> Iterator[pathlib.Path]:
+def compiled_function(python: pathlib.Path) -> Iterator[pathlib.Path]:
     """The function's modules as the artifact ships them: byte-compiled, so no cold start compiles them.
 
     Lambda's /var/task is read-only, so a module without a .pyc is compiled on every cold start;
@@ -69,10 +68,14 @@ def compiled_function() -> Iterator[pathlib.Path]:
         target = pathlib.Path(directory)
         for module in FUNCTION_DIR.glob("*.py"):
             shutil.copy2(module, target / module.name)
-        if not compileall.compile_dir(
-            target, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
-        ):
-            raise RuntimeError("the function's modules do not compile")
+        compiled = subprocess.run(  # noqa: S603 - the benchmark's interpreter, fixed arguments
+            [str(python), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(target)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if compiled.returncode != 0:
+            raise RuntimeError(f"the function's modules do not compile:\n{compiled.stdout}{compiled.stderr}")
         yield target
 
 
@@ -84,6 +87,8 @@ class World:
     """Everything a function process needs: the template's variables resolved locally, plus the runtime's."""
     function_dir: pathlib.Path
     """Where the function's modules are imported from (compiled, as deployed)."""
+    runtime: Runtime
+    """The interpreter and package directories every measured process runs with."""
     upstream_hosts: list[str]
     """The Host headers of Social Login and Capture as the function reaches them: two hosts, two pools."""
     emulator_url: str
@@ -113,7 +118,7 @@ def _start(command: list[str], port: int, name: str) -> subprocess.Popen[bytes]:
 
 
 @contextlib.contextmanager
-def running_world() -> Iterator[World]:
+def running_world(runtime: Runtime | None = None) -> Iterator[World]:
     """Start moto and the emulator, provision the template's tables, secret and key, and stop both after."""
     moto_port, emulator_port = free_port(), free_port()
     processes = [
@@ -150,11 +155,13 @@ def running_world() -> Iterator[World]:
         isolate_from_real_aws(environment)
         environment.update(process_environment(aws_endpoint))
         environment.update(local_function_environment(template, config, aws, None))
-        with compiled_function() as function_dir:
+        runtime = runtime or development_runtime()
+        with compiled_function(runtime.python) as function_dir:
             environment.update(lambda_runtime_environment(function_dir))
             yield World(
                 environment=environment,
                 function_dir=function_dir,
+                runtime=runtime,
                 upstream_hosts=[f"127.0.0.1:{emulator_port}", f"localhost:{emulator_port}"],
                 emulator_url=f"http://127.0.0.1:{emulator_port}",
                 aws_endpoint=aws_endpoint,
