@@ -66,26 +66,7 @@ def lambda_like_runtime() -> Runtime:
 
 def _install(python: pathlib.Path, target: pathlib.Path) -> None:
     """The artifact's packages, for this machine's platform (the artifact's are for arm64)."""
-    installed = subprocess.run(  # noqa: S603 - a python found by find_python, fixed arguments
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--target",
-            str(target),
-            "-r",
-            str(REQUIREMENTS),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    installed = sam_cli.pip_install(python, target, ["-r", str(REQUIREMENTS)], no_deps=True)
     if installed.returncode != 0:
         raise RuntimeError(
             f"installing the function's packages for python3.13 failed:\n{installed.stderr[-2000:]}"

@@ -394,24 +394,7 @@ def host_wheels_for(
     artifact's own).
     """
     pins = [f"{dist.name}=={dist.version}" for dist in distributions_]
-    return subprocess.run(  # noqa: S603 - a python found by find_python, fixed arguments
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--target",
-            str(target),
-            *pins,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return pip_install(python, target, pins, no_deps=True)
 
 
 def runtime_sdk_standin(target: pathlib.Path, *, python: pathlib.Path) -> subprocess.CompletedProcess[str]:
@@ -421,23 +404,17 @@ def runtime_sdk_standin(target: pathlib.Path, *, python: pathlib.Path) -> subpro
     import check puts `target` after the artifact on the path, as /var/runtime follows /var/task.
     """
     version = read_project_pins()["boto3"]
+    return pip_install(python, target, [f"boto3=={version}"], no_deps=False)
+
+
+def pip_install(
+    python: pathlib.Path, target: pathlib.Path, requirements: Sequence[str], *, no_deps: bool
+) -> subprocess.CompletedProcess[str]:
+    """`python -m pip install` of wheels only, for this machine, into `target`; the reply says how it went."""
+    command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    command += ["--only-binary=:all:", "--target", str(target), *(["--no-deps"] if no_deps else [])]
     return subprocess.run(  # noqa: S603 - a python found by find_python, fixed arguments
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--only-binary=:all:",
-            "--target",
-            str(target),
-            f"boto3=={version}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        [*command, *requirements], capture_output=True, text=True, timeout=600, check=False
     )
 
 
