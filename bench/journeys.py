@@ -42,7 +42,8 @@ def trace_header() -> str:
 class Timed:
     """A handler wrapper that times the requests made while `label` is set, as Lambda would invoke them.
 
-    Each invocation gets a fresh X-Ray trace header, as the Lambda runtime sets one per invocation.
+    Each invocation gets a trace header other than the previous one's, as the Lambda runtime sets one per
+    invocation.
     With `count` set, the timed request's calls are recorded too (outside the timed region): AWS calls
     at the client, upstream calls at the emulator.
     """
