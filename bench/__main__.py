@@ -63,6 +63,7 @@ def measure(counts: dict[str, int], *, with_artifact: bool = True, quick: bool =
         results["connections"] = {
             "upstream_hosts": world.upstream_hosts,
             "invocations": warm["connections"]["invocations"],
+            "accepted": warm["connections"]["accepted"],
             "function_by_host": {host: n for host, n in by_host.items() if not host.startswith("bare-")},
             "floor_by_host": {host: n for host, n in by_host.items() if host.startswith("bare-")},
         }

@@ -34,11 +34,15 @@ class EmulatorAdmin:
         counts = dict(self._get("/_emulator/calls")["calls"])
         return {name: count for name, count in counts.items() if not name.startswith("emulator_")}
 
-    def connections(self) -> dict[str, int]:
-        """Connections accepted, by the host name the client used (the benchmark's own left out)."""
-        by_host = dict(self._get("/_emulator/connections")["by_host"])
+    def connections(self) -> tuple[int, dict[str, int]]:
+        """Connections accepted: in all, and by the host name the client used (the benchmark's own left out).
+
+        The total counts the side door's connection too; one that closed before its first request has no host.
+        """
+        reply = self._get("/_emulator/connections")
+        by_host = dict(reply["by_host"])
         by_host.pop(ADMIN_HOST, None)
-        return by_host
+        return int(reply["accepted"]), by_host
 
     def reset(self) -> None:
         self._post("/_emulator/reset", {})

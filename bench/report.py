@@ -49,6 +49,9 @@ def verdicts(results: dict[str, Any]) -> dict[str, bool]:
     held["connections per upstream host"] = sorted(connections["function_by_host"]) == sorted(
         connections["upstream_hosts"]
     ) and all(count == CONNECTIONS_PER_HOST for count in connections["function_by_host"].values())
+    # Reconciled with the server's total, so a connection with no request (no host) cannot hide.
+    attributed = sum(connections["function_by_host"].values()) + sum(connections["floor_by_host"].values())
+    held["connections per upstream host"] &= connections["accepted"] == attributed
     tracing = results["xray_entities_sent"]
     # Not a budget but a condition of every warm figure: the function traced as deployed, the floor not.
     held["function traced, floor not"] = tracing["function"] > 0 and tracing["floor"] == 0

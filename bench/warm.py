@@ -170,7 +170,7 @@ def main() -> None:
     if "memory_to" in plan:
         print(json.dumps({"memory": memory(function, plan["memory_from"], plan["memory_to"])}))
         return
-    connections_before = admin.connections()
+    accepted_before, connections_before = admin.connections()
     bare = untraced(BareHandler(os.environ))
     floor = BareJourneys(Timed(bare, aws=aws_calls, admin=admin), bare, admin)
     entities = XRayEntities()
@@ -193,10 +193,12 @@ def main() -> None:
         for flow in FLOWS:
             both(flow)
     report["overhead"] = {"function": function.handler.samples, "floor": floor.handler.samples}
-    after = admin.connections()
+    accepted_after, after = admin.connections()
     opened = {host: count - connections_before.get(host, 0) for host, count in after.items()}
     report["connections"] = {
         "by_host": {host: count for host, count in opened.items() if count},
+        # Every connection accepted meanwhile has a host: none closed before its first request unseen.
+        "accepted": accepted_after - accepted_before,
         "invocations": function.handler.invocations,
     }
     report["xray_entities_sent"] = entities.sent

@@ -37,6 +37,8 @@ def results() -> dict[str, Any]:
             "invocations": 200,
             "upstream_hosts": ["127.0.0.1:1", "localhost:1"],
             "function_by_host": {"127.0.0.1:1": 1, "localhost:1": 1},
+            "floor_by_host": {"bare-social": 1, "bare-capture": 1},
+            "accepted": 4,
         },
         "memory": {
             "from_request": 1000,
@@ -65,6 +67,7 @@ def test_within_every_budget_everything_holds() -> None:
         (("artifact", "zipped_bytes"), 10_000_000, "artifact zipped"),
         (("artifact", "measured"), False, "artifact zipped"),
         (("connections", "function_by_host", "localhost:1"), 0, "connections per upstream host"),
+        (("connections", "accepted"), 5, "connections per upstream host"),
         (("xray_entities_sent", "floor"), 1, "function traced, floor not"),
         (("xray_entities_sent", "function"), 0, "function traced, floor not"),
         (("calls", "replay", "function", "upstream", "auth_info"), 1, "calls replay = minimum"),
