@@ -92,6 +92,10 @@ class BareHandler:
         self.dynamodb.put_item(TableName=self.nonces, Item=item)
         return nonce, browser
 
+    def token_url(self, nonce: str) -> str:
+        """The URL a one-time value is issued in, as the function builds it (auth_info gets it back)."""
+        return f"{self.public_base_url}/token?nonce={nonce}"
+
     def registration_session(self, access_token: str) -> str:
         pk = _key("bare-session", secrets.token_urlsafe(32))
         sealed = self.kms.encrypt(
@@ -111,7 +115,7 @@ class BareHandler:
         form = parse_qs(base64.b64decode(body).decode() if event.get("isBase64Encoded") else body)
         token = form["token"][0]
         nonce = parse_qs(event["rawQueryString"])["nonce"][0]
-        token_url = f"{self.public_base_url}/token?nonce={nonce}"
+        token_url = self.token_url(nonce)
         browser = next(
             c.split("=", 1)[1] for c in event.get("cookies", []) if c.startswith("__Host-tu_browser=")
         )

@@ -28,7 +28,7 @@ def main() -> None:
         token = admin.token(token_url, provider="Google")
         function_events.append(token_post(token_url, token, browser.cookies_for(cross_site=True)))
         nonce, binding = bare.start()
-        bare_url = f"{os.environ['PUBLIC_BASE_URL']}/token?nonce={nonce}"
+        bare_url = bare.token_url(nonce)
         floor_token = admin.token(bare_url, identifier=bare_person(serial)[1])
         floor_events.append(token_post(bare_url, floor_token, [f"__Host-tu_browser={binding}"]))
     print(json.dumps({"function": function_events, "floor": floor_events}))

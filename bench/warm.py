@@ -54,7 +54,7 @@ class BareJourneys:
         if flow == "link":
             session = self._bare.registration_session(self._admin.access_token(person))
         nonce, browser = self._bare.start(session=session)
-        token_url = f"{os.environ['PUBLIC_BASE_URL']}/token?nonce={nonce}"
+        token_url = self._bare.token_url(nonce)
         event = token_post(
             token_url, self._admin.token(token_url, identifier=identifier), [f"__Host-tu_browser={browser}"]
         )
