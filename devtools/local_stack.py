@@ -81,6 +81,11 @@ _REAL_UPSTREAM_SETTINGS = (
 _FOREIGN_AWS_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
+# Optional function settings the template leaves absent unless given: `make run` passes the developer's
+# value through, and the function's own default applies when there is none.
+PASSED_THROUGH_SETTINGS = ("TOKEN_POST_ORIGINS",)
+
+
 class StackError(Exception):
     """A setting or a component that keeps the stack from starting; the message says which."""
 
@@ -103,6 +108,8 @@ class StackConfig:
     flow: str
     flow_version: str
     locale: str
+    passed_through: Mapping[str, str]
+    """The developer's values of PASSED_THROUGH_SETTINGS; the function validates them at start."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, port: int | None = None) -> StackConfig:
@@ -148,6 +155,7 @@ class StackConfig:
             flow=setting.get("CAPTURE_FLOW", DEFAULT_FLOW),
             flow_version=setting.get("CAPTURE_FLOW_VERSION", DEFAULT_FLOW_VERSION),
             locale=setting.get("CAPTURE_LOCALE", DEFAULT_LOCALE),
+            passed_through={name: setting[name] for name in PASSED_THROUGH_SETTINGS if name in setting},
         )
         for name, url in (("APP_URL", config.app_url), ("PUBLIC_BASE_URL", config.public_base_url)):
             parts = urlsplit(url)
@@ -238,6 +246,9 @@ def local_function_environment(
             environment[name] = str(value)
         elif name in local_values:
             environment[name] = local_values[name]
+        elif name in PASSED_THROUGH_SETTINGS:
+            if name in config.passed_through:
+                environment[name] = config.passed_through[name]
         else:
             raise StackError(f"the template gives the function {name}, which the local stack cannot resolve")
     return environment

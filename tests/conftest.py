@@ -36,7 +36,7 @@ from devtools.template import create_tables, load_template
 from emulator import DEFAULT_API_KEY, IdentityCloudEmulator, serve
 from tests.leak_guard import LeakGuard, LogLines
 from tests.stack_support import RunningStack, start_stack
-from tests.support import APP_URL, PUBLIC_BASE_URL, Browser
+from tests.support import APP_ORIGIN, APP_URL, PROVIDER_ORIGIN, PUBLIC_BASE_URL, Browser
 
 API_KEY = "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"
 CLIENT_ID = "12345abcde12345abcde12345abcde12"
@@ -73,6 +73,8 @@ def function_environment(emulator_url: str) -> dict[str, str]:
         "NONCES_TABLE": "NoncesTable",
         "IDEMPOTENCY_TABLE": "IdempotencyTable",
         "CREDENTIALS_KEY_ID": KEY_ALIAS,
+        # Social Login's pages are on its own domain in production, not on the emulator's loopback port.
+        "TOKEN_POST_ORIGINS": f"{PROVIDER_ORIGIN},{APP_ORIGIN}",
         # Short upstream timeouts keep the slow-upstream tests fast.
         "UPSTREAM_CONNECT_TIMEOUT": "1",
         "UPSTREAM_READ_TIMEOUT": "1",

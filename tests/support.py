@@ -15,6 +15,8 @@ APP_URL = "https://app.example.test/account"
 APP_ORIGIN = "https://app.example.test"
 PUBLIC_BASE_URL = "https://api.example.test"
 PROVIDER_ORIGIN = "https://myapp.rpxnow.com"
+# Browser.submit_token's default Origin: the one the submitting page's site gives (a marker, not a value).
+FROM_SITE = "<the submitting site's origin>"
 
 
 def as_list(value: Any) -> list[Any]:
@@ -248,14 +250,22 @@ class Browser:
         encoding: str = "urlencoded",
         base64_body: bool = True,
         remaining_ms: int = 15_000,
+        origin: str | None = FROM_SITE,
     ) -> Reply:
-        """Social Login's auto-submitted form POST of the token to the token URL."""
+        """Social Login's auto-submitted form POST of the token to the token URL.
+
+        `origin` is the `Origin` header: by default Social Login's (cross-site) or the app's; None sends none.
+        """
         parts = urlsplit(token_url)
         if encoding == "multipart":
             content_type, body = multipart({"token": token})
         else:
             content_type, body = "application/x-www-form-urlencoded", urlencode({"token": token}).encode()
-        headers = {"Content-Type": content_type, "Origin": PROVIDER_ORIGIN if cross_site else APP_ORIGIN}
+        headers = {"Content-Type": content_type}
+        if origin == FROM_SITE:
+            origin = PROVIDER_ORIGIN if cross_site else APP_ORIGIN
+        if origin is not None:
+            headers["Origin"] = origin
         event = http_event(
             "POST",
             parts.path,

@@ -203,9 +203,28 @@ def post_token_url(request: TokenUrlRequest) -> Response[TokenUrlResponse]:
     )
 
 
+def _untrusted_token_origin(event: APIGatewayProxyEventV2) -> str | None:
+    """The token POST's `Origin` when it names a site the token may not come from, else None.
+
+    Without this, a page of the attacker's could auto-submit a token issued for a leaked token URL, and
+    the victim's browser would attach the SameSite=None binding cookie. A POST without `Origin` (no
+    browser, or a very old one) is left to the one-time value and its binding.
+    """
+    origin = event.headers.get("origin")
+    if origin is None or origin in settings.trusted_token_post_origins:
+        return None
+    return origin
+
+
 @app.post("/token")
 def post_token() -> Response[Any]:
     event = app.current_event
+    # First, before the body or the one-time value is read: a forged POST must not spend the value.
+    untrusted = _untrusted_token_origin(event)
+    if untrusted is not None:
+        logger.warning("Token POST from an untrusted origin", extra={"origin": untrusted[:200]})
+        count("UntrustedOrigins")
+        return _redirect(error=ErrorCode.UNTRUSTED_ORIGIN)
     try:
         fields = parse_form(
             event.headers.get("content-type", ""),
@@ -385,8 +404,23 @@ def _well_formed_json(event: APIGatewayProxyEventV2) -> bool:
     return True
 
 
+# The template deploys the HTTP API's `$default` stage only; a path under any other stage is not ours.
+_DEPLOYED_STAGE = "$default"
+
+
+def route_key(event: APIGatewayProxyEventV2) -> tuple[str, str]:
+    """Method and path exactly as the resolver routes them (Powertools strips a named stage from rawPath).
+
+    The guard must judge the very route that will run, or `/prod/credentials` would be routed to
+    `/credentials` while the guard looked up `/prod/credentials` and found nothing to check.
+    """
+    return event.request_context.http.method.upper(), event.path
+
+
 def _refusal(event: APIGatewayProxyEventV2) -> tuple[HTTPStatus, ErrorCode, str] | None:
-    route = (event.request_context.http.method.upper(), event.raw_path)
+    if event.request_context.stage != _DEPLOYED_STAGE:
+        return HTTPStatus.NOT_FOUND, ErrorCode.INVALID_REQUEST, "no such stage"
+    route = route_key(event)
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
     if route in _IAM_ROUTES and not _has_iam_caller(event):
         # IAM authorization guards these routes in the deployed API; an event without an IAM

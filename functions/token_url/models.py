@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
 
     INVALID_REQUEST = "invalid_request"
     TOKEN_URL_INVALID = "token_url_invalid"  # noqa: S105 - an error code
+    UNTRUSTED_ORIGIN = "untrusted_origin"
     TOKEN_INVALID = "token_invalid"  # noqa: S105 - an error code
     ALREADY_LINKED = "already_linked"
     SESSION_EXPIRED = "session_expired"

@@ -43,6 +43,45 @@ def _absolute_url(value: str, *, allow_path: bool) -> str:
     return value.rstrip("/") if not allow_path else value
 
 
+def serialized_origin(url: str) -> str:
+    """A URL's origin as a browser serialises it in `Origin` (RFC 6454): lower-case host, no default port."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = {"https": 443, "http": 80}[parts.scheme]
+    port = f":{parts.port}" if parts.port not in (None, default_port) else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+# Browsers send `Origin: null` from sandboxed frames and data: documents, which any page can create.
+NULL_ORIGIN = "null"
+
+
+def origin_entry(value: str) -> str:
+    """One TOKEN_POST_ORIGINS entry: an origin (scheme, host, optional port) or the literal `null`."""
+    entry = value.strip()
+    if entry == NULL_ORIGIN:
+        return entry
+    try:
+        parts = urlsplit(entry)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(f"{entry!r} is not an origin") from None
+    if (
+        parts.scheme not in {"https", "http"}
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ValueError(f"{entry!r} is not an origin (scheme://host[:port], no path)")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(f"{entry!r} must use https (http is accepted only for loopback hosts)")
+    return serialized_origin(entry)
+
+
 def base_url(value: str) -> str:
     """An Identity Cloud or API base URL, checked as the function checks its own (and the importer)."""
     return _absolute_url(value, allow_path=False)
@@ -73,11 +112,23 @@ class Settings(BaseModel):
     upstream_connect_timeout: float = Field(default=2.0, gt=0, le=10)
     upstream_read_timeout: float = Field(default=6.0, gt=0, le=20)
     secret_max_age_seconds: int = Field(default=300, ge=0, le=3600)
+    # None: the origins of SOCIAL_LOGIN_BASE_URL and APP_URL (see `trusted_token_post_origins`).
+    token_post_origins: tuple[str, ...] | None = None
 
     @field_validator("social_login_base_url", "capture_base_url", "public_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
         return base_url(value)
+
+    @field_validator("token_post_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        entries = [entry for entry in value.split(",") if entry.strip()]
+        if not entries:
+            raise ValueError("must list at least one origin (unset it for the default)")
+        return tuple(origin_entry(entry) for entry in entries)
 
     @field_validator("app_url")
     @classmethod
@@ -110,13 +161,14 @@ class Settings(BaseModel):
     @cached_property
     def app_origin(self) -> str:
         """APP_URL's origin as a browser serialises it in `Origin`: lower-case host, no default port."""
-        parts = urlsplit(self.app_url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        default_port = {"https": 443, "http": 80}[parts.scheme]
-        port = f":{parts.port}" if parts.port not in (None, default_port) else ""
-        return f"{parts.scheme}://{host}{port}"
+        return serialized_origin(self.app_url)
+
+    @cached_property
+    def trusted_token_post_origins(self) -> frozenset[str]:
+        """The `Origin` values a token POST may carry: Social Login's pages and the site's own (popups)."""
+        if self.token_post_origins is not None:
+            return frozenset(self.token_post_origins)
+        return frozenset({serialized_origin(self.social_login_base_url), self.app_origin})
 
     @cached_property
     def token_endpoint(self) -> str:

@@ -252,3 +252,53 @@ def test_replay_window_shorter_than_the_token_url_lifetime_is_refused() -> None:
         match=r"^configuration error: REPLAY_WINDOW_SECONDS must be at least TOKEN_URL_TTL_SECONDS$",
     ):
         Settings.from_environ(env)
+
+
+# ---- TOKEN_POST_ORIGINS ----------------------------------------------------------------------------
+
+
+def test_token_post_origins_default_to_social_login_and_the_app() -> None:
+    settings = Settings.from_environ(env(APP_URL="https://App.Example.Test:443/account"))
+
+    assert settings.trusted_token_post_origins == {"https://myapp.rpxnow.com", "https://app.example.test"}
+
+
+def test_token_post_origins_replace_the_default_and_are_serialised_like_origin_headers() -> None:
+    settings = Settings.from_environ(
+        env(TOKEN_POST_ORIGINS=" https://Login.Example.COM:443 , https://myapp.rpxnow.com:8443,null")
+    )
+
+    assert settings.trusted_token_post_origins == {
+        "https://login.example.com",
+        "https://myapp.rpxnow.com:8443",
+        "null",
+    }
+
+
+def test_a_null_origin_is_trusted_only_when_listed() -> None:
+    assert "null" not in Settings.from_environ(env()).trusted_token_post_origins
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "https://myapp.rpxnow.com/",
+        "https://myapp.rpxnow.com/path",
+        "https://myapp.rpxnow.com?x=1",
+        "myapp.rpxnow.com",
+        "ftp://myapp.rpxnow.com",
+        "http://myapp.rpxnow.com",
+        "https://user@myapp.rpxnow.com",
+        "https://myapp.rpxnow.com:port",
+        "NULL",
+        "*",
+    ],
+)
+def test_a_token_post_origin_that_is_not_an_origin_fails_start_up_naming_the_variable(entry: str) -> None:
+    message = config_error(TOKEN_POST_ORIGINS=f"https://myapp.rpxnow.com,{entry}")
+
+    assert message.startswith("configuration error: TOKEN_POST_ORIGINS ")
+
+
+def test_an_empty_list_of_token_post_origins_fails_start_up() -> None:
+    assert config_error(TOKEN_POST_ORIGINS=" , ").startswith("configuration error: TOKEN_POST_ORIGINS ")
