@@ -1,4 +1,4 @@
-"""The budgets of issue 5, the verdict on each figure, and the table `make bench` prints."""
+"""The budgets (README "Performance"), the verdict on each figure, and the table `make bench` prints."""
 
 from __future__ import annotations
 

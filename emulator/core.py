@@ -1,6 +1,6 @@
 """The Identity Cloud emulator: its state, the Python-level test helpers, and the Flask app.
 
-Endpoints (see /work/shared/seeds and IDENTITY_CLOUD.md for the behaviour they copy):
+Endpoints (see docs/identity-cloud.md for the behaviour they copy):
 
 * ``POST /api/v2/auth_info`` and ``POST /api/v2/add_or_update_access_token`` (Social Login);
 * ``POST /oauth/link_account_native`` (Capture);
@@ -224,7 +224,7 @@ class IdentityCloudEmulator:
         an earlier token of that value.
 
         ``provider`` defaults to the one of the identifier's host ("Google" if there is no identifier either);
-        ``profile``/``access_credentials`` default to provider-specific values shaped like seed 002.
+        ``profile``/``access_credentials`` default to provider-specific values like the vendor's examples.
         A given ``profile`` replaces the default one (identifier and providerName are filled in if absent).
         """
         if identifier is None:

@@ -1,6 +1,6 @@
 """Providers known to the emulator, and the default auth_info profile/accessCredentials per provider.
 
-The accessCredentials field lists follow the vendor's auth_info page (seed 002), provider by provider.
+The accessCredentials field lists follow the vendor's auth_info page (docs/identity-cloud.md, "auth_info").
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class ProviderInfo:
     host: str
     """Host of the provider's identifiers (``https://<host>/profile/<user>``)."""
     credential_fields: tuple[str, ...]
-    """Fields of ``accessCredentials`` (seed 002); empty: no accessCredentials."""
+    """Fields of ``accessCredentials`` (the vendor's auth_info page); empty: no accessCredentials."""
     credential_type: str = "OAuth"
     email: bool = True
     verified_email: bool = False
@@ -177,7 +177,7 @@ def _handle(subject: str) -> str:
 
 
 def default_profile(identifier: str, provider_name: str) -> dict[str, Any]:
-    """A Portable Contacts profile like the auth_info example in seed 002."""
+    """A Portable Contacts profile like the example on the vendor's auth_info page."""
     info = provider_by_name(provider_name) or provider_by_identifier(identifier)
     subject = _subject(identifier)
     handle = _handle(subject)
@@ -218,7 +218,7 @@ def _credential_value(field: str, info: ProviderInfo, subject: str) -> Any:
 
 
 def default_access_credentials(identifier: str, provider_name: str) -> dict[str, Any] | None:
-    """accessCredentials with the provider's fields (seed 002), or None for providers without any."""
+    """accessCredentials with the provider's fields (the vendor's auth_info page), or None if it has none."""
     info = provider_by_name(provider_name) or provider_by_identifier(identifier)
     if info is None or not info.credential_fields:
         return None

@@ -55,10 +55,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
-# JSON routes a browser page calls to change state: same-origin and JSON only (SECURITY.md #6).
+# JSON routes a browser page calls to change state: same-origin and JSON only (docs/security.md, row 6).
 _BROWSER_STATE_ROUTES = {("POST", "/token-url"), ("POST", "/session"), ("DELETE", "/session")}
 _JSON_BODY_ROUTES = {("POST", "/token-url"), ("POST", "/session"), ("POST", "/credentials")}
-# Routes for servers, never for browsers or anonymous callers (SECURITY.md #11).
+# Routes for servers, never for browsers or anonymous callers (docs/security.md, row 11).
 _IAM_ROUTES = {("POST", "/credentials")}
 
 # ---------------------------------------------------------------- start: configuration and clients, once

@@ -33,7 +33,7 @@ class SocialLoginError(Exception):
     PROVIDER_ERROR = 6
     APP_NOT_CONFIGURED = 10
     FEATURE_NOT_SUPPORTED = 11
-    # What a code says about the call, whichever endpoint answered it (IDENTITY_CLOUD.md); the
+    # What a code says about the call, whichever endpoint answered it (docs/identity-cloud.md); the
     # function and the importer both decide on these.
     PROVIDER_OUTAGE_CODES = frozenset({FACEBOOK_ERROR, PROVIDER_ERROR})
     CONFIGURATION_CODES = frozenset({AUTHENTICATION_ERROR, APP_NOT_CONFIGURED})

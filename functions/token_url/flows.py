@@ -46,7 +46,7 @@ CREDENTIALS_FIELD = "credentials"
 _DEADLINE_MARGIN_MS = 2500
 _IN_PROGRESS_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0)
 
-# Social Login codes that mean the token itself is no good (IDENTITY_CLOUD.md).
+# Social Login codes that mean the token itself is no good (docs/identity-cloud.md, "Error envelopes").
 _REJECTED_TOKEN_CODES = {
     SocialLoginError.INVALID_PARAMETER,
     SocialLoginError.DATA_NOT_FOUND,

@@ -47,7 +47,7 @@ class _CaptureFailure(BaseModel):
     code: int
     error: str | None = None
     request_id: str | None = None
-    # Some deployments name the request id request_token (IDENTITY_CLOUD.md).
+    # Some deployments name the request id request_token (docs/identity-cloud.md, "Error envelopes").
     request_token: str | None = None
 
 

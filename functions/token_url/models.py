@@ -70,7 +70,7 @@ SUPPORTED_CREDENTIAL_PROVIDERS: dict[str, str] = {
 
 
 def credential_provider(identifier: str) -> str | None:
-    """The provider of an identifier that add_or_update_access_token supports (seed 003), else None."""
+    """Provider of an identifier add_or_update_access_token supports (docs/identity-cloud.md), or None."""
     parts = urlsplit(identifier)
     host = (parts.hostname or "").lower()
     if parts.scheme not in {"http", "https"}:

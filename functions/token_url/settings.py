@@ -138,7 +138,7 @@ class Settings(BaseModel):
     @field_validator("capture_redirect_uri")
     @classmethod
     def _redirect_uri(cls, value: str) -> str:
-        # Capture only requires the prefix (seed 000); it never redirects there.
+        # Capture checks only the prefix (docs/identity-cloud.md, "link_account_native"); it never goes there.
         if not value.startswith(("http:", "https:")):
             raise ValueError("must begin with http: or https:")
         return value

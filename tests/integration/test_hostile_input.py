@@ -1,4 +1,4 @@
-"""SECURITY.md #10: any body, header, cookie or query gets a 4xx or an error redirect, never a 5xx."""
+"""docs/security.md, row 10: any body, header, cookie or query gets a 4xx or error redirect, never a 5xx."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ def test_link_calls_link_account_native_with_all_seven_parameters_in_the_body(
         "client_id", "flow", "flow_version", "locale", "redirect_uri", "token", "access_token",
     }  # fmt: skip
     assert call.form["access_token"] == access_token
-    # The same Social Login token that auth_info read (IDENTITY_CLOUD.md).
+    # The same Social Login token that auth_info read (docs/identity-cloud.md, "link_account_native").
     [auth] = emulator.calls_to("auth_info")
     assert call.form["token"] == auth.form["token"]
     view = browser.session().json()

@@ -1,4 +1,4 @@
-"""One test (or more) per row of ../shared/SECURITY.md; each fails without the defence it names."""
+"""One test (or more) per row of docs/security.md; each fails without the defence it names."""
 
 from __future__ import annotations
 
