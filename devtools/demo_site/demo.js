@@ -5,6 +5,7 @@ const OUTCOMES = {
   signed_in: "Signed in with a social provider.",
   linked: "The social identity is now linked to the Registration account.",
   invalid_request: "The token POST was malformed.",
+  untrusted_origin: "The token was posted from a site this service does not trust (TOKEN_POST_ORIGINS). Nothing was changed.",
   token_url_invalid: "This token URL was not started by this browser, was already used or has expired. Start again.",
   token_invalid: "Social Login refused the token. Sign in again.",
   already_linked: "That social identity is already linked to another account. Nothing was changed.",

@@ -6,13 +6,18 @@ saying so; `.ci/run` installs Debian's `chromium` first.
 
 from __future__ import annotations
 
+import html
+import http.server
 import os
 import pathlib
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.stack_support import REPO_ROOT, RunningStack
@@ -139,3 +144,123 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     # The browser holds no session cookie any more; the binding cookie alone grants nothing.
     cookie_names = {cookie["name"] for cookie in page.context.cookies()}
     assert "__Host-tu_session" not in cookie_names
+
+
+# ---- A forged token POST from another site (docs/security.md, row 12) -------------------------------
+
+
+class AttackerSite:
+    """A page on another site (127.0.0.2) that auto-submits a token, as an attacker's page would."""
+
+    def __init__(self) -> None:
+        self.html = b""
+        site = self
+
+        class Page(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(site.html)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Page)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.2:{self.server.server_port}/"
+
+    def auto_submit(self, token_url: str, token: str, *, sandboxed: bool = False) -> None:
+        form = (
+            f'<form method="post" action="{html.escape(token_url)}" target="_top">'
+            f'<input type="hidden" name="token" value="{html.escape(token)}"></form>'
+            "<script>document.forms[0].submit()</script>"
+        )
+        if sandboxed:
+            # A sandboxed frame's requests carry `Origin: null`, which any site can produce.
+            sandbox = "allow-forms allow-scripts allow-top-navigation"
+            form = f'<iframe sandbox="{sandbox}" srcdoc="{html.escape(form)}"></iframe>'
+        self.html = f"<!DOCTYPE html><html><body>{form}</body></html>".encode()
+
+
+@pytest.fixture
+def attacker_site() -> Iterator[AttackerSite]:
+    site = AttackerSite()
+    yield site
+    site.server.shutdown()
+
+
+def _leaked_token_url(demo: Demo, button: str) -> str:
+    """Start a sign-in or link on the demo and stop at the provider page: the token URL that could leak."""
+    demo.page.get_by_role("button", name=button).click()
+    demo.page.wait_for_url(f"{demo.stack.emulator}/**")
+    return parse_qs(urlsplit(demo.page.url).query)["token_url"][0]
+
+
+def _attackers_token(stack: RunningStack, token_url: str, identifier: str) -> str:
+    """The attacker signs in at the provider with their own account, for the victim's token URL."""
+    reply = requests.post(
+        f"{stack.emulator}/_emulator/tokens",
+        json={"token_url": token_url, "identifier": identifier},
+        timeout=10,
+    )
+    reply.raise_for_status()
+    return str(reply.json()["token"])
+
+
+def _upstream_calls(stack: RunningStack) -> dict[str, int]:
+    """The service's calls to Identity Cloud so far (the emulator also counts its own admin and pages)."""
+    calls = requests.get(f"{stack.emulator}/_emulator/calls", timeout=10).json()["calls"]
+    return {endpoint: calls.get(endpoint, 0) for endpoint in ("auth_info", "link_account_native")}
+
+
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["attacker-origin", "null-origin"])
+def test_a_forged_post_to_a_leaked_link_url_is_refused_and_the_real_link_still_works(
+    page: Page, local_stack: RunningStack, attacker_site: AttackerSite, sandboxed: bool
+) -> None:
+    demo = Demo(page, local_stack)
+    victim = f"victim-{uuid.uuid4().hex[:6]}"
+    attacker_identity = f"https://www.facebook.com/profile/mallory-{uuid.uuid4().hex[:6]}"
+    demo.open()
+    demo.registration(victim)
+    leaked_url = _leaked_token_url(demo, "Link Facebook")
+    calls_before = _upstream_calls(local_stack)
+
+    attacker_site.auto_submit(
+        leaked_url, _attackers_token(local_stack, leaked_url, attacker_identity), sandboxed=sandboxed
+    )
+    page.goto(attacker_site.url)
+    page.wait_for_url(f"{local_stack.app_url}?*")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+
+    assert demo.outcome() == "untrusted_origin"
+    demo.shot(f"forged-link-{'null' if sandboxed else 'attacker'}-origin-refused")
+    assert _upstream_calls(local_stack) == calls_before
+    links = requests.get(f"{local_stack.emulator}/_emulator/links", params={"user_id": victim}, timeout=10)
+    assert links.json()["identifiers"] == []
+    # The one-time value was not spent: the victim's own sign-in at the provider still links.
+    page.goto(f"{local_stack.emulator}/facebook/start?{urlencode({'token_url': leaked_url})}")
+    page.get_by_label("User").fill(victim)
+    page.get_by_role("button", name="Sign in with Facebook").click()
+    page.wait_for_url(f"{local_stack.app_url}?*")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    assert demo.outcome() == "linked"
+
+
+def test_a_forged_post_to_a_leaked_sign_in_url_signs_nobody_in(
+    page: Page, local_stack: RunningStack, attacker_site: AttackerSite
+) -> None:
+    demo = Demo(page, local_stack)
+    demo.open()
+    leaked_url = _leaked_token_url(demo, "Sign in with Google")
+    attacker_identity = f"https://www.google.com/profile/mallory-{uuid.uuid4().hex[:6]}"
+
+    attacker_site.auto_submit(leaked_url, _attackers_token(local_stack, leaked_url, attacker_identity))
+    page.goto(attacker_site.url)
+    page.wait_for_url(f"{local_stack.app_url}?*")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+
+    assert demo.outcome() == "untrusted_origin"
+    expect(page.get_by_test_id("session-state")).to_have_text("Signed out.")
+    demo.shot("forged-sign-in-refused")
+    assert "__Host-tu_session" not in {cookie["name"] for cookie in page.context.cookies()}
