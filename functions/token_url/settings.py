@@ -125,6 +125,8 @@ class Settings(BaseModel):
     def _origin_list(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
+        if not value.strip():
+            return None  # empty means unset, as `sam local invoke` passes a variable without a value
         entries = [entry for entry in value.split(",") if entry.strip()]
         if not entries:
             raise ValueError("must list at least one origin (unset it for the default)")

@@ -59,6 +59,7 @@ EVENT_NAMES = {
     "credentials-store",
 }
 APP_URL = "http://localhost:3000/demo/"
+SAMPLE_EVENTS_SOCIAL_LOGIN_ORIGIN = "http://127.0.0.1:3002"
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,8 @@ def sam_local_app(
     environment = dict(env_file[FUNCTION_ID])
     environment.pop("AWS_ENDPOINT_URL")  # moto is in-process here, not a server
     environment["SOCIAL_LOGIN_BASE_URL"] = environment["CAPTURE_BASE_URL"] = events_emulator_server.url
+    # The sample token POSTs carry the Origin of make run's emulator, whose port this emulator does not have.
+    environment["TOKEN_POST_ORIGINS"] = SAMPLE_EVENTS_SOCIAL_LOGIN_ORIGIN
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     try:

@@ -300,5 +300,12 @@ def test_a_token_post_origin_that_is_not_an_origin_fails_start_up_naming_the_var
     assert message.startswith("configuration error: TOKEN_POST_ORIGINS ")
 
 
-def test_an_empty_list_of_token_post_origins_fails_start_up() -> None:
+def test_a_list_of_token_post_origins_without_an_origin_fails_start_up() -> None:
     assert config_error(TOKEN_POST_ORIGINS=" , ").startswith("configuration error: TOKEN_POST_ORIGINS ")
+
+
+def test_an_empty_token_post_origins_means_the_default() -> None:
+    assert Settings.from_environ(env(TOKEN_POST_ORIGINS="")).trusted_token_post_origins == {
+        "https://myapp.rpxnow.com",
+        "https://app.example.test",
+    }

@@ -10,6 +10,7 @@ import pytest
 
 from devtools.local_stack import (
     KEY_ALIAS,
+    PASSED_THROUGH_SETTINGS,
     SECRET_NAME,
     LocalAws,
     LocalStack,
@@ -120,7 +121,7 @@ def test_every_variable_of_the_template_gets_a_local_value() -> None:
     template = load_template()
     config = StackConfig.from_environ({})
     environment = local_function_environment(template, config, LOCAL_AWS, "http://127.0.0.1:9999")
-    assert set(environment) == set(function_environment(template))
+    assert set(environment) == set(function_environment(template)) - set(PASSED_THROUGH_SETTINGS)
     assert environment["SOCIAL_LOGIN_BASE_URL"] == environment["CAPTURE_BASE_URL"] == "http://127.0.0.1:9999"
     assert environment["SOCIAL_LOGIN_API_KEY_SECRET"] == SECRET_NAME
     assert environment["CREDENTIALS_KEY_ID"] == KEY_ALIAS
@@ -203,3 +204,10 @@ def test_the_shell_aws_settings_cannot_reach_real_aws() -> None:
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
+
+
+def test_optional_function_settings_are_passed_through_from_the_environment() -> None:
+    template = load_template()
+    config = StackConfig.from_environ({"TOKEN_POST_ORIGINS": "http://127.0.0.1:4000,null"})
+    environment = local_function_environment(template, config, LOCAL_AWS, "http://127.0.0.1:9999")
+    assert environment["TOKEN_POST_ORIGINS"] == "http://127.0.0.1:4000,null"
