@@ -51,6 +51,8 @@ API_ID = "local"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 INTEGRATION_TIMEOUT_SECONDS = 30.0  # API Gateway's limit on waiting for an integration
 SIGV4_MAX_SKEW_SECONDS = 15 * 60
+LOCAL_CALLER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-caller"
+"""The IAM caller every correctly signed request is, as CREDENTIALS_CALLERS would list it."""
 
 _TEXT_MEDIA_TYPES = re.compile(
     r"^(text/[^;]+|application/(json|[^;]+\+json|xml|[^;]+\+xml|javascript))$", re.IGNORECASE
@@ -133,7 +135,7 @@ class SigV4Verifier:
             "accountId": ACCOUNT_ID,
             "callerId": "AIDALOCALSTACKCALLER",
             "principalOrgId": None,
-            "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/local-caller",
+            "userArn": LOCAL_CALLER_ARN,
             "userId": "AIDALOCALSTACKCALLER",
         }
 

@@ -103,6 +103,9 @@ class StackConfig:
     flow: str
     flow_version: str
     locale: str
+    credentials_callers: str = ""
+    """CREDENTIALS_CALLERS for the function, as given; the gateway's signed caller is
+    `devtools.gateway.LOCAL_CALLER_ARN`."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, port: int | None = None) -> StackConfig:
@@ -148,6 +151,7 @@ class StackConfig:
             flow=setting.get("CAPTURE_FLOW", DEFAULT_FLOW),
             flow_version=setting.get("CAPTURE_FLOW_VERSION", DEFAULT_FLOW_VERSION),
             locale=setting.get("CAPTURE_LOCALE", DEFAULT_LOCALE),
+            credentials_callers=setting.get("CREDENTIALS_CALLERS", ""),
         )
         for name, url in (("APP_URL", config.app_url), ("PUBLIC_BASE_URL", config.public_base_url)):
             parts = urlsplit(url)
@@ -230,6 +234,7 @@ def local_function_environment(
         "APP_URL": config.app_url,
         "CREDENTIALS_KEY_ID": aws.key_id,
         "AWS_ENDPOINT_URL": aws.endpoint_url,
+        "CREDENTIALS_CALLERS": config.credentials_callers,
         **aws.tables,
     }
     environment: dict[str, str] = {}

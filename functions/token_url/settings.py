@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import iam_callers
+
 _LOOPBACK_HOSTS = {"localhost"}
 
 
@@ -73,11 +75,22 @@ class Settings(BaseModel):
     upstream_connect_timeout: float = Field(default=2.0, gt=0, le=10)
     upstream_read_timeout: float = Field(default=6.0, gt=0, le=20)
     secret_max_age_seconds: int = Field(default=300, ge=0, le=3600)
+    credentials_callers: tuple[str, ...] = ()
+    """IAM principals allowed on POST /credentials; empty: any the IAM authorizer lets through."""
 
     @field_validator("social_login_base_url", "capture_base_url", "public_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
         return base_url(value)
+
+    @field_validator("credentials_callers", mode="before")
+    @classmethod
+    def _callers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return iam_callers.parse(value)
+        if isinstance(value, list | tuple):
+            return tuple(iam_callers.principal(str(entry)) for entry in value)
+        return value
 
     @field_validator("app_url")
     @classmethod

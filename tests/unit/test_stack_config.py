@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from devtools.gateway import LOCAL_CALLER_ARN
 from devtools.local_stack import (
     KEY_ALIAS,
     SECRET_NAME,
@@ -203,3 +204,12 @@ def test_the_shell_aws_settings_cannot_reach_real_aws() -> None:
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
+
+
+def test_credentials_callers_reach_the_function_as_given() -> None:
+    template = load_template()
+    unset = local_function_environment(template, StackConfig.from_environ({}), LOCAL_AWS, None)
+    assert unset["CREDENTIALS_CALLERS"] == ""
+    listed = StackConfig.from_environ({"CREDENTIALS_CALLERS": LOCAL_CALLER_ARN})
+    environment = local_function_environment(template, listed, LOCAL_AWS, None)
+    assert environment["CREDENTIALS_CALLERS"] == LOCAL_CALLER_ARN
