@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import logging
@@ -51,6 +52,8 @@ API_ID = "local"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 INTEGRATION_TIMEOUT_SECONDS = 30.0  # API Gateway's limit on waiting for an integration
 SIGV4_MAX_SKEW_SECONDS = 15 * 60
+LOCAL_CALLER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-caller"
+"""The IAM caller every correctly signed request is, as CREDENTIALS_CALLERS would list it."""
 
 _TEXT_MEDIA_TYPES = re.compile(
     r"^(text/[^;]+|application/(json|[^;]+\+json|xml|[^;]+\+xml|javascript))$", re.IGNORECASE
@@ -119,6 +122,8 @@ class SigV4Verifier:
         signed_names = match["signed"].split(";")
         if "host" not in signed_names or any(name not in headers for name in signed_names):
             return None
+        if not _declares_the_body(headers, body):
+            return None
         request = AWSRequest(
             method=method, url=url, headers={name: headers[name] for name in signed_names}, data=body
         )
@@ -133,9 +138,21 @@ class SigV4Verifier:
             "accountId": ACCOUNT_ID,
             "callerId": "AIDALOCALSTACKCALLER",
             "principalOrgId": None,
-            "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/local-caller",
+            "userArn": LOCAL_CALLER_ARN,
             "userId": "AIDALOCALSTACKCALLER",
         }
+
+
+def _declares_the_body(headers: Mapping[str, str], body: bytes) -> bool:
+    """No `x-amz-content-sha256`, or exactly the body's SHA-256 (docs/deploy-hardening.md).
+
+    botocore's canonical request takes the payload hash from that header when it is present, so
+    `UNSIGNED-PAYLOAD` (or another body's hash) would leave this body out of the signature, and a
+    captured request could be replayed with another body. API Gateway documents unsigned payloads
+    for no execute-api route; they are refused.
+    """
+    declared = headers.get("x-amz-content-sha256")
+    return declared is None or hmac.compare_digest(declared, hashlib.sha256(body).hexdigest())
 
 
 def is_text_media_type(content_type: str) -> bool:

@@ -83,7 +83,7 @@ _FOREIGN_AWS_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKE
 
 # Optional function settings the template leaves absent unless given: `make run` passes the developer's
 # value through, and the function's own default applies when there is none.
-PASSED_THROUGH_SETTINGS = ("TOKEN_POST_ORIGINS",)
+PASSED_THROUGH_SETTINGS = ("TOKEN_POST_ORIGINS", "CREDENTIALS_CALLERS")
 
 
 class StackError(Exception):

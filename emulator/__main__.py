@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--reusable-tokens", action="store_true", help="auth_info may read a token repeatedly"
     )
+    parser.add_argument(
+        "--auth-info-spends-token-for-capture",
+        action="store_true",
+        help="with one-time tokens, link_account_native refuses a token auth_info has read (unconfirmed)",
+    )
     parser.add_argument("--token-ttl", type=float, default=300.0)
     parser.add_argument(
         "--redirect-with-get", action="store_true", help="302 to the token URL, not a form POST"
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         client_has_login_feature=not args.no_login_feature,
         social_login_error_status=args.social_login_error_status,
         one_time_tokens=not args.reusable_tokens,
+        auth_info_spends_token_for_capture=args.auth_info_spends_token_for_capture,
         token_ttl_seconds=args.token_ttl,
         post_to_token_url=not args.redirect_with_get,
         token_url_domains=args.token_url_domain,

@@ -173,6 +173,7 @@ class IdentityCloudEmulator:
         client_has_login_feature: bool = True,
         social_login_error_status: int = 400,
         one_time_tokens: bool = True,
+        auth_info_spends_token_for_capture: bool = False,
         token_ttl_seconds: float = 300,
         post_to_token_url: bool = True,
         token_url_domains: Iterable[str] | None = None,
@@ -187,6 +188,13 @@ class IdentityCloudEmulator:
         self.client_has_login_feature = client_has_login_feature
         self.social_login_error_status = social_login_error_status
         self.one_time_tokens = one_time_tokens
+        """The Social Login application's oneTimeUseTokens: auth_info reads a token once."""
+        self.auth_info_spends_token_for_capture = auth_info_spends_token_for_capture
+        """Unconfirmed model: with one_time_tokens, a token auth_info has read is spent for Capture too.
+
+        False (the default) is what the vendor documents: Capture's native endpoints take the token
+        after its profile was read. True models the opposite, which no vendor page rules out.
+        """
         self.token_ttl_seconds = token_ttl_seconds
         self.post_to_token_url = post_to_token_url
         """True: the callback page form-POSTs the token to the token URL; False: 302 with ?token=."""
@@ -588,7 +596,7 @@ class IdentityCloudEmulator:
             if now >= access.expires_at:
                 return self._capture_error(414, "access_token_expired", "access token expired")
             t = self._tokens.get(p["token"])
-            if t is None or t.consumed or now >= t.expires_at:
+            if t is None or t.consumed or now >= t.expires_at or self._spent_for_capture(t):
                 return self._capture_error(
                     400, "engage_error", "Unexpected HTTP status code from server: 400"
                 )
@@ -602,6 +610,9 @@ class IdentityCloudEmulator:
                 )
             self._links[t.identifier] = access.user_id
         return _json_response({"stat": "ok"})
+
+    def _spent_for_capture(self, token: _SocialToken) -> bool:
+        return self.one_time_tokens and self.auth_info_spends_token_for_capture and token.read_by_auth_info
 
     # ------------------------------------------------------------------ browser sign-in
 

@@ -54,6 +54,7 @@ EMULATOR_DEFAULTS = {
     "client_has_login_feature": True,
     "social_login_error_status": 400,
     "one_time_tokens": True,
+    "auth_info_spends_token_for_capture": False,
 }
 
 

@@ -25,6 +25,7 @@ from api_key import ApiKeySource
 from errors import ConfigurationProblem, ServiceUnavailable, SocialLoginError
 from flows import NotSignedIn, TokenOutcome, TokenUrlService
 from http_forms import InvalidForm, decode_body, parse_form, single_value
+from iam_callers import allowed as iam_caller_allowed
 from identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
 from models import (
     CredentialsRequest,
@@ -382,6 +383,18 @@ def _has_iam_caller(event: APIGatewayProxyEventV2) -> bool:
     return bool(isinstance(iam, dict) and (iam.get("userArn") or iam.get("accessKey")))
 
 
+def _iam_caller_listed(event: APIGatewayProxyEventV2) -> bool:
+    """CREDENTIALS_CALLERS, when set, narrows the IAM routes to its principals (docs/deploy-hardening.md)."""
+    if not settings.credentials_callers:
+        return True
+    authorizer = event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    caller = (authorizer.get("iam") or {}).get("userArn")
+    if isinstance(caller, str) and iam_caller_allowed(caller, settings.credentials_callers):
+        return True
+    logger.warning("IAM caller not in CREDENTIALS_CALLERS", extra={"caller_arn": str(caller)})
+    return False
+
+
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [key for key, _ in pairs]
     if len(keys) != len(set(keys)):
@@ -426,6 +439,8 @@ def _refusal(event: APIGatewayProxyEventV2) -> tuple[HTTPStatus, ErrorCode, str]
         # IAM authorization guards these routes in the deployed API; an event without an IAM
         # caller means the route was exposed without it, so refuse rather than trust the gateway.
         return HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "this route requires IAM authorization"
+    if route in _IAM_ROUTES and not _iam_caller_listed(event):
+        return HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "this IAM caller may not use this route"
     if route in _BROWSER_STATE_ROUTES and headers.get("origin") != settings.app_origin:
         return HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "origin not allowed"
     if route not in _JSON_BODY_ROUTES and not (route == ("DELETE", "/session") and event.body):

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import iam_callers
+
 _LOOPBACK_HOSTS = {"localhost"}
 
 
@@ -114,6 +116,8 @@ class Settings(BaseModel):
     secret_max_age_seconds: int = Field(default=300, ge=0, le=3600)
     # None: the origins of SOCIAL_LOGIN_BASE_URL and APP_URL (see `trusted_token_post_origins`).
     token_post_origins: tuple[str, ...] | None = None
+    credentials_callers: tuple[str, ...] = ()
+    """IAM principals allowed on POST /credentials; empty: any the IAM authorizer lets through."""
 
     @field_validator("social_login_base_url", "capture_base_url", "public_base_url")
     @classmethod
@@ -131,6 +135,15 @@ class Settings(BaseModel):
         if not entries:
             raise ValueError("must list at least one origin (unset it for the default)")
         return tuple(origin_entry(entry) for entry in entries)
+
+    @field_validator("credentials_callers", mode="before")
+    @classmethod
+    def _callers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return iam_callers.parse(value)
+        if isinstance(value, list | tuple):
+            return tuple(iam_callers.principal(str(entry)) for entry in value)
+        return value
 
     @field_validator("app_url")
     @classmethod

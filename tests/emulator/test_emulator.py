@@ -544,6 +544,38 @@ def test_link_accepts_token_after_auth_info_then_consumes_it(
     assert capture_error(link(url, token=token, access_token=emu.mint_access_token("user-2")))["code"] == 400
 
 
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ((True, False), "linked"),  # documented: the native endpoints take a token after auth_info
+        ((True, True), "refused"),  # unconfirmed: oneTimeUseTokens spends it for Capture too
+        ((False, True), "linked"),  # reusable tokens are never spent by a read
+    ],
+)
+def test_link_after_auth_info_under_each_model_of_one_time_tokens(
+    emu: IdentityCloudEmulator, url: str, user_token: str, model: tuple[bool, bool], expected: str
+) -> None:
+    emu.one_time_tokens, emu.auth_info_spends_token_for_capture = model
+    identifier = "https://www.facebook.com/profile/read-once"
+    token = emu.issue_token(TOKEN_URL, identifier)
+    assert auth_info(url, apiKey=API_KEY, token=token, tokenUrl=TOKEN_URL).json()["stat"] == "ok"
+    reply = link(url, token=token, access_token=user_token)
+    if expected == "linked":
+        assert reply.json() == {"stat": "ok"}
+        assert emu.linked_identities("user-1") == [identifier]
+    else:
+        assert capture_error(reply)["error"] == "engage_error"
+        assert emu.linked_identities("user-1") == []
+
+
+def test_a_token_auth_info_never_read_links_under_either_model(
+    emu: IdentityCloudEmulator, url: str, user_token: str
+) -> None:
+    emu.auth_info_spends_token_for_capture = True
+    token = emu.issue_token(TOKEN_URL)
+    assert link(url, token=token, access_token=user_token).json() == {"stat": "ok"}
+
+
 def test_link_consumed_token_is_gone_for_auth_info_too(
     emu: IdentityCloudEmulator, url: str, user_token: str
 ) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from emulator import Fault
+from settings import Settings
+from tests.conftest import LogCapture
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID
 from tests.support import Browser, http_event
 
@@ -71,3 +75,60 @@ def test_a_provider_error_is_an_outage_and_a_refusal_is_a_400(browser: Browser, 
     emulator.set_fault("add_or_update_access_token", Fault.social_login_error(9))  # credentials revoked
     reply = _store(browser, payload)
     assert (reply.status, reply.json()["error"]) == (400, "rejected")
+
+
+# ---------------------------------------------------------------- CREDENTIALS_CALLERS
+
+ROLE = "arn:aws:iam::123456789012:role/importer"
+
+
+def _store_as(browser: Browser, caller_arn: str) -> Any:
+    event = http_event(
+        "POST",
+        "/credentials",
+        body=json.dumps({"identifier": FACEBOOK_ID, "token": "EAAB-provider-token"}),
+        headers={"Content-Type": "application/json"},
+        iam=True,
+    )
+    event["requestContext"]["authorizer"]["iam"]["userArn"] = caller_arn
+    return browser.send(event)
+
+
+@pytest.fixture
+def callers(app_module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    def listing(value: str) -> None:
+        listed = Settings.model_validate({**app_module.settings.model_dump(), "credentials_callers": value})
+        monkeypatch.setattr(app_module, "settings", listed)
+
+    return listing
+
+
+def test_without_credentials_callers_any_iam_caller_is_served(browser: Browser, emulator: Any) -> None:
+    assert _store_as(browser, "arn:aws:sts::123456789012:assumed-role/anyone/s").status == 200
+    assert emulator.stored_access_tokens == {FACEBOOK_ID: "EAAB-provider-token"}
+
+
+def test_a_caller_not_in_credentials_callers_is_refused_before_any_upstream_call(
+    browser: Browser, emulator: Any, callers: Callable[[str], None], function_logs: LogCapture
+) -> None:
+    callers(ROLE)
+    refused = "arn:aws:sts::123456789012:assumed-role/other-role/s"
+    reply = _store_as(browser, refused)
+    assert reply.status == 403
+    assert reply.json()["error"] == "forbidden"
+    assert emulator.calls == []
+    assert emulator.stored_access_tokens == {}
+    [line] = [json.loads(line) for line in function_logs.lines if "CREDENTIALS_CALLERS" in line]
+    assert line["caller_arn"] == refused
+
+
+@pytest.mark.parametrize(
+    "caller",
+    ["arn:aws:sts::123456789012:assumed-role/importer/batch-7", "arn:aws:iam::123456789012:user/importer"],
+)
+def test_a_caller_in_credentials_callers_is_served(
+    browser: Browser, emulator: Any, callers: Callable[[str], None], caller: str
+) -> None:
+    callers(f"{ROLE}, arn:aws:iam::123456789012:user/importer")
+    assert _store_as(browser, caller).status == 200
+    assert emulator.stored_access_tokens == {FACEBOOK_ID: "EAAB-provider-token"}

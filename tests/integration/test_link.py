@@ -46,6 +46,28 @@ def test_link_works_though_the_cross_site_post_carries_no_session_cookie(
     assert browser.submit_token(token_url, token, cross_site=True).outcome == {"result": "linked"}
 
 
+@pytest.mark.parametrize(
+    ("capture_spends_read_tokens", "outcome"),
+    [(False, {"result": "linked"}), (True, {"error": "token_invalid"})],
+    ids=["documented_capture_takes_a_read_token", "unconfirmed_capture_refuses_a_read_token"],
+)
+def test_link_outcome_under_each_model_of_one_time_use_tokens(
+    browser: Browser, emulator: Any, capture_spends_read_tokens: bool, outcome: dict[str, str]
+) -> None:
+    # The link reads the profile with auth_info, then gives Capture that same token: with the
+    # application's oneTimeUseTokens on, the link works only if Capture still takes a read token.
+    emulator.one_time_tokens = True
+    emulator.auth_info_spends_token_for_capture = capture_spends_read_tokens
+    sign_in_to_registration(browser, emulator, "user-1")
+
+    assert link(browser, emulator) == outcome
+
+    assert len(emulator.calls_to("auth_info")) == len(emulator.calls_to("link_account_native")) == 1
+    linked = [FACEBOOK_ID] if outcome == {"result": "linked"} else []
+    assert emulator.linked_identities("user-1") == linked
+    assert browser.session().json()["linked"] == linked
+
+
 def test_starting_a_link_without_a_session_is_401(browser: Browser) -> None:
     reply = browser.page_json("POST", "/token-url", {"intent": "link"})
     assert reply.status == 401

@@ -19,6 +19,9 @@ from tests.integration.flows_support import FACEBOOK_ID, link, sign_in, sign_in_
 from tests.support import Browser, FakeLambdaContext, as_list, http_event
 
 Call = tuple[str, str]  # ("dynamodb:GetItem", resource)
+LOG_GROUP = "TokenUrlFunctionLogGroup"
+# Made with the function's role by the Lambda service, not by the code: the function's own log output.
+RUNTIME_CALLS: set[Call] = {("logs:CreateLogStream", LOG_GROUP), ("logs:PutLogEvents", LOG_GROUP)}
 
 
 @pytest.fixture
@@ -42,6 +45,7 @@ def granted_calls(template: dict[str, Any]) -> set[Call]:
     names = {logical_id: logical_id for logical_id in resources_of_type(template, "AWS::DynamoDB::Table")}
     names["CredentialsKey"] = KEY_ALIAS
     names["SocialLoginApiKeySecretArn"] = SECRET_NAME
+    names[LOG_GROUP] = LOG_GROUP
     granted: set[Call] = set()
     for resource in template["Resources"].values():
         if resource["Type"] != "AWS::IAM::RolePolicy":
@@ -89,4 +93,15 @@ def test_the_policy_grants_exactly_the_calls_every_flow_makes(
 
     granted = granted_calls(template)
     assert aws_calls - granted == set(), "the function makes calls the policy does not allow"
-    assert granted - aws_calls == set(), "the policy allows calls no flow makes"
+    assert granted - aws_calls - RUNTIME_CALLS == set(), "the policy allows calls no flow makes"
+    assert granted & RUNTIME_CALLS == RUNTIME_CALLS, "Lambda could not write the function's logs"
+
+
+def test_logs_are_granted_on_the_function_log_group_only(template: dict[str, Any]) -> None:
+    logs = {call for call in granted_calls(template) if call[0].startswith("logs:")}
+    assert logs == RUNTIME_CALLS
+    properties = template["Resources"]["TokenUrlFunction"]["Properties"]
+    assert properties["LoggingConfig"]["LogGroup"] == {"Ref": LOG_GROUP}
+    role = template["Resources"]["TokenUrlFunctionRole"]["Properties"]
+    # A managed policy would widen the grant (AWSLambdaBasicExecutionRole: logs on every group).
+    assert not any("BasicExecution" in str(arn) for arn in role["ManagedPolicyArns"])

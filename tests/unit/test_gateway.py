@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import threading
@@ -137,8 +138,13 @@ def signed_headers(
     secret: str = "local-secret",
     key: str = "AKIDLOCAL",
     url: str = "http://localhost/credentials",
+    content_sha256: str | None = None,
 ) -> dict[str, str]:
-    request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if content_sha256 is not None:
+        # Signed too: botocore signs every header but a few it names, and hashes nothing but this value.
+        headers["X-Amz-Content-SHA256"] = content_sha256
+    request = AWSRequest(method="POST", url=url, data=body, headers=headers)
     SigV4Auth(Credentials(key, secret), "execute-api", "us-east-1").add_auth(request)
     request.headers["Host"] = "localhost"
     return {name.lower(): value for name, value in request.headers.items()}
@@ -155,6 +161,16 @@ def test_sigv4_verifier_accepts_a_correct_signature_only() -> None:
     assert VERIFIER.caller("POST", url, signed_headers(body, key="AKIDOTHER"), body.encode()) is None
     assert VERIFIER.caller("POST", url + "?x=1", signed_headers(body), body.encode()) is None
     assert VERIFIER.caller("POST", url, {}, body.encode()) is None
+
+
+def test_sigv4_verifier_accepts_a_declared_payload_hash_only_when_it_is_the_body_s() -> None:
+    body = '{"identifier": "x"}'
+    url = "http://localhost/credentials"
+    declared = signed_headers(body, content_sha256=hashlib.sha256(body.encode()).hexdigest())
+    assert "x-amz-content-sha256" in declared["authorization"]  # the header is among the signed ones
+    assert VERIFIER.caller("POST", url, declared, body.encode()) is not None
+    # The header names the signed body's hash; another body in its place is not that body.
+    assert VERIFIER.caller("POST", url, declared, b'{"identifier": "y"}') is None
 
 
 def test_sigv4_verifier_refuses_an_old_signature() -> None:
@@ -248,6 +264,31 @@ def test_gateway_passes_the_iam_caller_of_a_signed_call() -> None:
     response = gateway_client(handler).post("/credentials", data=body, headers=headers)
     assert response.status_code == 200
     assert handler.events[0]["requestContext"]["authorizer"]["iam"]["accessKey"] == "AKIDLOCAL"
+
+
+@pytest.mark.parametrize("sent", ['{"identifier": "x"}', '{"identifier": "swapped"}'])
+def test_gateway_refuses_a_signature_over_an_unsigned_payload(sent: str) -> None:
+    # Signed with UNSIGNED-PAYLOAD, the body is outside the signature: refused as sent and with a
+    # body swapped in after signing.
+    handler = RecordingHandler()
+    headers = signed_headers('{"identifier": "x"}', content_sha256="UNSIGNED-PAYLOAD")
+    response = gateway_client(handler).post("/credentials", data=sent, headers=headers)
+    assert (response.status_code, response.get_json()) == (403, {"message": "Forbidden"})
+    assert handler.events == []
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_gateway_refuses_a_signed_request_whose_body_was_swapped_after_signing(declared: bool) -> None:
+    handler = RecordingHandler()
+    signed_body = '{"identifier": "x"}'
+    digest = hashlib.sha256(signed_body.encode()).hexdigest() if declared else None
+    headers = signed_headers(signed_body, content_sha256=digest)
+    client = gateway_client(handler)
+    swapped = client.post("/credentials", data='{"identifier": "swapped"}', headers=headers)
+    assert (swapped.status_code, swapped.get_json()) == (403, {"message": "Forbidden"})
+    assert handler.events == []
+    assert client.post("/credentials", data=signed_body, headers=headers).status_code == 200
+    assert handler.events[0]["body"] == signed_body
 
 
 def test_gateway_turns_a_function_error_into_a_500_and_logs_only_its_type(

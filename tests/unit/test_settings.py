@@ -309,3 +309,36 @@ def test_an_empty_token_post_origins_means_the_default() -> None:
         "https://myapp.rpxnow.com",
         "https://app.example.test",
     }
+
+
+# ---------------------------------------------------------------- CREDENTIALS_CALLERS
+
+ROLE = "arn:aws:iam::123456789012:role/importer"
+USER = "arn:aws:iam::123456789012:user/ops/importer-user"
+
+
+@pytest.mark.parametrize("value", [None, "", " "])
+def test_credentials_callers_unset_or_empty_is_no_list(value: str | None) -> None:
+    assert Settings.from_environ(env(CREDENTIALS_CALLERS=value)).credentials_callers == ()
+
+
+def test_credentials_callers_is_a_comma_separated_list_of_user_and_role_arns() -> None:
+    settings = Settings.from_environ(env(CREDENTIALS_CALLERS=f"{ROLE}, {USER}"))
+    assert settings.credentials_callers == (ROLE, USER)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("arn:aws:sts::123456789012:assumed-role/importer/session-1", "not a session"),
+        ("arn:aws:iam::123456789012:role/*", "IAM user or role ARNs"),
+        ("arn:aws:iam::123456789012:root", "IAM user or role ARNs"),
+        ("arn:aws:iam::12345:role/importer", "IAM user or role ARNs"),
+        (f"{ROLE},", "IAM user or role ARNs"),
+        ("importer", "IAM user or role ARNs"),
+    ],
+)
+def test_a_bad_credentials_callers_entry_stops_start_up_naming_the_variable(value: str, reason: str) -> None:
+    message = config_error(CREDENTIALS_CALLERS=value)
+    assert message.startswith("configuration error: CREDENTIALS_CALLERS ")
+    assert reason in message

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from devtools.gateway import LOCAL_CALLER_ARN
 from devtools.local_stack import (
     KEY_ALIAS,
     PASSED_THROUGH_SETTINGS,
@@ -211,3 +212,12 @@ def test_optional_function_settings_are_passed_through_from_the_environment() ->
     config = StackConfig.from_environ({"TOKEN_POST_ORIGINS": "http://127.0.0.1:4000,null"})
     environment = local_function_environment(template, config, LOCAL_AWS, "http://127.0.0.1:9999")
     assert environment["TOKEN_POST_ORIGINS"] == "http://127.0.0.1:4000,null"
+
+
+def test_credentials_callers_reach_the_function_as_given() -> None:
+    template = load_template()
+    unset = local_function_environment(template, StackConfig.from_environ({}), LOCAL_AWS, None)
+    assert "CREDENTIALS_CALLERS" not in unset  # the function's default: any IAM caller
+    listed = StackConfig.from_environ({"CREDENTIALS_CALLERS": LOCAL_CALLER_ARN})
+    environment = local_function_environment(template, listed, LOCAL_AWS, None)
+    assert environment["CREDENTIALS_CALLERS"] == LOCAL_CALLER_ARN

@@ -47,6 +47,7 @@ FUNCTION_ENV = {
     "CREDENTIALS_KEY_ID",
     # Read by botocore, not Settings; absent when deployed (test_local_aws_endpoint_is_absent_when_deployed).
     "AWS_ENDPOINT_URL",
+    "CREDENTIALS_CALLERS",
 }
 GLOBAL_ENV = {
     "POWERTOOLS_SERVICE_NAME": "token-url",
@@ -59,7 +60,7 @@ TABLES = {
     "NoncesTable": ("pk", "expires_at", "NONCES_TABLE"),
     "IdempotencyTable": ("id", "expiration", "IDEMPOTENCY_TABLE"),
 }
-GUARDED_SERVICES = ("dynamodb:", "kms:", "secretsmanager:")
+GUARDED_SERVICES = ("dynamodb:", "kms:", "secretsmanager:", "logs:")
 
 
 @pytest.fixture(scope="module")
@@ -369,7 +370,8 @@ def test_role_has_the_managed_policies(template: dict[str, Any]) -> None:
     role = resources(template)["TokenUrlFunctionRole"]
     assert role["Type"] == "AWS::IAM::Role"
     managed = {arn["Fn::Sub"].rsplit("/", 1)[-1] for arn in role["Properties"]["ManagedPolicyArns"]}
-    assert managed == {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
+    # Not AWSLambdaBasicExecutionRole: it grants logs on every log group of the account.
+    assert managed == {"AWSXrayWriteOnlyAccess"}
     (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
     policy = resources(template)["TokenUrlFunctionPolicy"]["Properties"]
@@ -401,6 +403,23 @@ def test_iam_grants_only_to_the_function_resources(template: dict[str, Any]) -> 
             assert {str(target) for target in targets} <= tables, action
     assert granted["kms:Encrypt"] == granted["kms:Decrypt"] == [{"Fn::GetAtt": ["CredentialsKey", "Arn"]}]
     assert granted["secretsmanager:GetSecretValue"] == [{"Ref": "SocialLoginApiKeySecretArn"}]
+    own_log_group = [{"Fn::GetAtt": ["TokenUrlFunctionLogGroup", "Arn"]}]
+    assert granted["logs:CreateLogStream"] == granted["logs:PutLogEvents"] == own_log_group
+    assert {action for action in granted if action.startswith("logs:")} == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+
+
+def test_the_log_permissions_name_the_group_the_function_logs_to(template: dict[str, Any]) -> None:
+    # The group the grant names is the one the function writes to, with the name Lambda would use.
+    assert function(template)["LoggingConfig"]["LogGroup"] == {"Ref": "TokenUrlFunctionLogGroup"}
+    [statement] = [
+        statement
+        for _, statement in policy_statements(template)
+        if any(action.startswith("logs:") for action in as_list(statement["Action"]))
+    ]
+    assert as_list(statement["Resource"]) == [{"Fn::GetAtt": ["TokenUrlFunctionLogGroup", "Arn"]}]
 
 
 def key_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
@@ -499,6 +518,13 @@ def test_secret_is_passed_by_arn(template: dict[str, Any]) -> None:
         ("ApiHostedZoneId", "Z0123456789ABCDEFGHIJ", "example.com"),
         ("LocalAwsEndpointUrl", "http://127.0.0.1:3001", "https://dynamodb.us-east-1.amazonaws.com"),
         ("LocalAwsEndpointUrl", "", "http://attacker.example:3001"),
+        (
+            "CredentialsCallers",
+            "arn:aws:iam::123456789012:role/importer, arn:aws:iam::123456789012:user/ops/batch",
+            "arn:aws:sts::123456789012:assumed-role/importer/session",
+        ),
+        ("CredentialsCallers", "", "arn:aws:iam::123456789012:role/*"),
+        ("CredentialsCallers", "arn:aws:iam::123456789012:role/importer", "arn:aws:iam::123456789012:root"),
     ],
 )
 def test_parameter_patterns(template: dict[str, Any], parameter: str, good: str, bad: str) -> None:
@@ -553,6 +579,9 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert outputs["NoncesTableName"]["Value"] == {"Ref": "NoncesTable"}
     assert outputs["IdempotencyTableName"]["Value"] == {"Ref": "IdempotencyTable"}
     assert outputs["CredentialsKeyArn"]["Value"] == {"Fn::GetAtt": ["CredentialsKey", "Arn"]}
+    route_arn = outputs["CredentialsRouteArn"]["Value"]["Fn::Sub"]
+    assert route_arn.endswith(":${HttpApi}/$default/POST/credentials")
+    assert route_arn.startswith("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:")
 
 
 def test_every_reference_resolves(template: dict[str, Any]) -> None:
@@ -657,3 +686,41 @@ def test_custom_domain_is_optional_and_maps_the_api(template: dict[str, Any]) ->
         ("ApiCertificateArn", "ApiDomainName"),
         ("ApiHostedZoneId", "ApiDomainName"),
     }
+
+
+# ---------------------------------------------------------------- hardening
+
+
+def test_the_execute_api_endpoint_is_off_exactly_when_the_api_has_its_own_domain(
+    template: dict[str, Any],
+) -> None:
+    api = resources(template)["HttpApi"]["Properties"]
+    # The same condition PUBLIC_BASE_URL and the outputs switch on: never a base URL that is switched off.
+    condition = function(template)["Environment"]["Variables"]["PUBLIC_BASE_URL"]["Fn::If"][0]
+    assert condition == "HasApiDomain"
+    assert api["DisableExecuteApiEndpoint"] == {"Fn::If": [condition, True, False]}
+    assert resources(template)["ApiDomainMapping"]["Condition"] == condition
+
+
+def test_reserved_concurrency_is_a_parameter_unreserved_by_default(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ReservedConcurrency"]
+    assert parameter["Type"] == "Number"
+    assert parameter["Default"] == 0
+    assert parameter["MinValue"] == 0
+    assert function(template)["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "0"]}]
+    }
+
+
+def test_credentials_callers_are_absent_unless_given(template: dict[str, Any]) -> None:
+    env = tpl.function_environment(template)
+    assert env["CREDENTIALS_CALLERS"] == {
+        "Fn::If": ["HasCredentialsCallers", {"Ref": "CredentialsCallers"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template["Conditions"]["HasCredentialsCallers"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CredentialsCallers"}, ""]}]
+    }
+    assert template["Parameters"]["CredentialsCallers"]["Default"] == ""
