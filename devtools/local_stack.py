@@ -103,6 +103,9 @@ class StackConfig:
     flow: str
     flow_version: str
     locale: str
+    # ---- link confirmation: passed to the function as given; its Settings validate them
+    link_confirmation: str = "off"
+    link_confirmation_seconds: str = "120"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, port: int | None = None) -> StackConfig:
@@ -148,6 +151,8 @@ class StackConfig:
             flow=setting.get("CAPTURE_FLOW", DEFAULT_FLOW),
             flow_version=setting.get("CAPTURE_FLOW_VERSION", DEFAULT_FLOW_VERSION),
             locale=setting.get("CAPTURE_LOCALE", DEFAULT_LOCALE),
+            link_confirmation=setting.get("LINK_CONFIRMATION", "off"),
+            link_confirmation_seconds=setting.get("LINK_CONFIRMATION_SECONDS", "120"),
         )
         for name, url in (("APP_URL", config.app_url), ("PUBLIC_BASE_URL", config.public_base_url)):
             parts = urlsplit(url)
@@ -231,6 +236,9 @@ def local_function_environment(
         "CREDENTIALS_KEY_ID": aws.key_id,
         "AWS_ENDPOINT_URL": aws.endpoint_url,
         **aws.tables,
+        # ---- link confirmation
+        "LINK_CONFIRMATION": config.link_confirmation,
+        "LINK_CONFIRMATION_SECONDS": config.link_confirmation_seconds,
     }
     environment: dict[str, str] = {}
     for name, value in function_environment(template, FUNCTION_ID).items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from functools import cached_property
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -74,6 +75,11 @@ class Settings(BaseModel):
     upstream_read_timeout: float = Field(default=6.0, gt=0, le=20)
     secret_max_age_seconds: int = Field(default=300, ge=0, le=3600)
 
+    # ---- link confirmation (docs/link-confirmation.md)
+    link_confirmation: Literal["off", "on"] = "off"
+    # Social Login tokens are short-lived: a pending link cannot wait long for the user's click.
+    link_confirmation_seconds: int = Field(default=120, ge=30, le=300)
+
     @field_validator("social_login_base_url", "capture_base_url", "public_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -117,6 +123,11 @@ class Settings(BaseModel):
         default_port = {"https": 443, "http": 80}[parts.scheme]
         port = f":{parts.port}" if parts.port not in (None, default_port) else ""
         return f"{parts.scheme}://{host}{port}"
+
+    @property
+    def confirms_links(self) -> bool:
+        """A link token is held for the user to confirm on the site's page instead of linking at once."""
+        return self.link_confirmation == "on"
 
     @cached_property
     def token_endpoint(self) -> str:
