@@ -69,6 +69,9 @@ def test_full_environment_gives_every_value_and_the_defaults() -> None:
     assert settings.upstream_connect_timeout == 2.0
     assert settings.upstream_read_timeout == 6.0
     assert settings.secret_max_age_seconds == 300
+    assert settings.link_confirmation == "off"
+    assert settings.confirms_links is False
+    assert settings.link_confirmation_seconds == 120
     assert settings.app_origin == "https://app.example.test"
     assert settings.token_endpoint == "https://api.example.test/token"
 
@@ -252,3 +255,35 @@ def test_replay_window_shorter_than_the_token_url_lifetime_is_refused() -> None:
         match=r"^configuration error: REPLAY_WINDOW_SECONDS must be at least TOKEN_URL_TTL_SECONDS$",
     ):
         Settings.from_environ(env)
+
+
+# ---- link confirmation
+
+
+@pytest.mark.parametrize(("value", "confirms"), [("on", True), ("off", False)])
+def test_link_confirmation_is_on_or_off(value: str, confirms: bool) -> None:
+    settings = Settings.from_environ(env(LINK_CONFIRMATION=value, LINK_CONFIRMATION_SECONDS="300"))
+    assert settings.confirms_links is confirms
+    assert settings.link_confirmation_seconds == 300
+
+
+@pytest.mark.parametrize("value", ["yes", "ON", "true", "1", ""])
+def test_a_bad_link_confirmation_is_named(value: str) -> None:
+    message = config_error(LINK_CONFIRMATION=value)
+    assert message.startswith("configuration error: LINK_CONFIRMATION ")
+    assert "'off' or 'on'" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("301", "less than or equal to 300"),
+        ("3600", "less than or equal to 300"),
+        ("29", "greater than or equal to 30"),
+        ("two minutes", "valid integer"),
+    ],
+)
+def test_link_confirmation_seconds_beyond_its_bounds_is_refused(value: str, reason: str) -> None:
+    message = config_error(LINK_CONFIRMATION="on", LINK_CONFIRMATION_SECONDS=value)
+    assert message.startswith("configuration error: LINK_CONFIRMATION_SECONDS ")
+    assert reason in message
