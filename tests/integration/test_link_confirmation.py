@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from emulator import Fault, IdentityCloudEmulator
@@ -396,3 +397,58 @@ def test_another_browsers_session_neither_sees_nor_decides_the_pending_link(
     assert other.page_json("GET", "/link").status == 404
     assert decide(other, True).status == 404
     assert browser.page_json("GET", "/link").status == 200
+
+
+# ---------------------------------------------------------------- AWS outages
+
+
+def fail_aws_call(monkeypatch: pytest.MonkeyPatch, action: str) -> None:
+    """Make every `service:Operation` call fail as it would after botocore's retries."""
+    original = BaseClient._make_api_call
+
+    def failing(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if f"{client.meta.service_model.signing_name}:{operation}" == action:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, operation)
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", failing)
+
+
+def test_a_kms_outage_while_holding_is_service_unavailable_and_nothing_is_held(
+    browser: Browser,
+    emulator: IdentityCloudEmulator,
+    confirming: Any,
+    aws: Aws,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sign_in_to_registration(browser, emulator)
+    token_url = browser.start("link")
+    token = emulator.issue_token(token_url, FACEBOOK_ID)
+    fail_aws_call(monkeypatch, "kms:Encrypt")
+
+    assert browser.submit_token(token_url, token).outcome == {"error": "service_unavailable"}
+    assert pending_item(aws) is None
+
+
+def test_a_dynamodb_outage_before_the_claim_leaves_the_pending_link(
+    held: str, browser: Browser, emulator: IdentityCloudEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        fail_aws_call(patch, "dynamodb:UpdateItem")
+        reply = decide(browser, True)
+
+    assert (reply.status, reply.json()["error"]) == (503, "service_unavailable")
+    assert emulator.calls_to("link_account_native") == []
+    assert decide(browser, True).json() == {"result": "linked"}
+
+
+def test_a_kms_outage_after_the_claim_is_service_unavailable_without_an_upstream_call(
+    held: str, browser: Browser, emulator: IdentityCloudEmulator, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_aws_call(monkeypatch, "kms:Decrypt")
+
+    reply = decide(browser, True)
+
+    assert (reply.status, reply.json()["error"]) == (503, "service_unavailable")
+    assert emulator.calls_to("link_account_native") == []
+    assert pending_item(aws) is None  # claimed, so never sent twice: the user links again
