@@ -110,6 +110,9 @@ class StackConfig:
     locale: str
     passed_through: Mapping[str, str]
     """The developer's values of PASSED_THROUGH_SETTINGS; the function validates them at start."""
+    # ---- link confirmation: passed to the function as given; its Settings validate them
+    link_confirmation: str = "off"
+    link_confirmation_seconds: str = "120"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, port: int | None = None) -> StackConfig:
@@ -156,6 +159,8 @@ class StackConfig:
             flow_version=setting.get("CAPTURE_FLOW_VERSION", DEFAULT_FLOW_VERSION),
             locale=setting.get("CAPTURE_LOCALE", DEFAULT_LOCALE),
             passed_through={name: setting[name] for name in PASSED_THROUGH_SETTINGS if name in setting},
+            link_confirmation=setting.get("LINK_CONFIRMATION", "off"),
+            link_confirmation_seconds=setting.get("LINK_CONFIRMATION_SECONDS", "120"),
         )
         for name, url in (("APP_URL", config.app_url), ("PUBLIC_BASE_URL", config.public_base_url)):
             parts = urlsplit(url)
@@ -239,6 +244,9 @@ def local_function_environment(
         "CREDENTIALS_KEY_ID": aws.key_id,
         "AWS_ENDPOINT_URL": aws.endpoint_url,
         **aws.tables,
+        # ---- link confirmation
+        "LINK_CONFIRMATION": config.link_confirmation,
+        "LINK_CONFIRMATION_SECONDS": config.link_confirmation_seconds,
     }
     environment: dict[str, str] = {}
     for name, value in function_environment(template, FUNCTION_ID).items():

@@ -238,3 +238,11 @@ def local_stack() -> Iterator[RunningStack]:
     stack = start_stack()
     yield stack
     assert stack.stop() == 0, "\n".join(stack.output[-20:])
+
+
+@pytest.fixture(scope="session")
+def confirming_stack() -> Iterator[RunningStack]:
+    """A second `make run` stack, with LINK_CONFIRMATION=on: links wait for the user's POST /link."""
+    stack = start_stack({"LINK_CONFIRMATION": "on"})
+    yield stack
+    assert stack.stop() == 0, "\n".join(stack.output[-20:])

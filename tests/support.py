@@ -32,6 +32,8 @@ HOSTILE_ROUTES = [
     ("GET", "/session"),
     ("DELETE", "/session"),
     ("POST", "/credentials"),
+    ("GET", "/link"),
+    ("POST", "/link"),
     ("GET", "/health"),
     ("PUT", "/token"),
     ("GET", "/token"),

@@ -13,6 +13,8 @@ const OUTCOMES = {
   service_unavailable: "Identity Cloud or a dependency is unavailable. Try again.",
   configuration_error: "The service is misconfigured (apiKey, Capture client, flow). Check the settings.",
   request_in_progress: "A duplicate of this sign-in is still running. Reload in a moment.",
+  cancelled: "The link was cancelled. Nothing was linked.",
+  no_pending_link: "No link is waiting for confirmation: it was already decided, replaced, or the session ended.",
 };
 
 let config = null;
@@ -70,6 +72,34 @@ function showRedirectOutcome() {
   const error = query.get("error");
   if (result) showOutcome("ok", result, OUTCOMES[result] || "");
   else if (error) showOutcome("error", error, OUTCOMES[error] || "Unknown error code.");
+}
+
+// Link confirmation (LINK_CONFIRMATION=on): the token redirect lands here with ?confirm=link.
+async function showPendingLink() {
+  const reply = await api("GET", "/link");
+  if (reply.status !== 200 || !reply.body) {
+    const code = reply.body && reply.body.error ? reply.body.error : `http_${reply.status}`;
+    showOutcome("error", code, OUTCOMES[code] || "The pending link could not be read.");
+    return;
+  }
+  const pending = reply.body;
+  document.getElementById("confirm-provider").textContent = pending.provider;
+  document.getElementById("confirm-name").textContent = pending.display_name || "(none given)";
+  document.getElementById("confirm-identifier").textContent = pending.identifier;
+  document.getElementById("confirm-expires").textContent = new Date(pending.expires_at).toLocaleTimeString();
+  document.getElementById("confirm-panel").hidden = false;
+}
+
+async function decidePendingLink(confirm) {
+  for (const button of document.querySelectorAll("#confirm-panel button")) button.disabled = true;
+  const reply = await api("POST", "/link", { confirm });
+  document.getElementById("confirm-panel").hidden = true;
+  // The decision is made (or refused): a reload must not ask again.
+  window.history.replaceState(null, "", window.location.pathname);
+  if (reply.ok && reply.body) showOutcome("ok", reply.body.result, OUTCOMES[reply.body.result] || "");
+  else if (reply.body && OUTCOMES[reply.body.error]) showOutcome("error", reply.body.error, OUTCOMES[reply.body.error]);
+  else showFailure("POST /link", reply);
+  await refreshSession();
 }
 
 async function refreshSession() {
@@ -175,7 +205,10 @@ async function main() {
   }
   document.getElementById("registration-form").addEventListener("submit", signInToRegistration);
   document.getElementById("sign-out").addEventListener("click", signOut);
+  document.getElementById("confirm-link").addEventListener("click", () => decidePendingLink(true));
+  document.getElementById("cancel-link").addEventListener("click", () => decidePendingLink(false));
   showRedirectOutcome();
+  if (new URLSearchParams(window.location.search).get("confirm") === "link") await showPendingLink();
   try {
     await refreshSession();
   } finally {

@@ -32,6 +32,10 @@ from models import (
     CredentialsStored,
     ErrorBody,
     ErrorCode,
+    LinkConfirmationRequest,
+    LinkConfirmed,
+    PendingLinkView,
+    Result,
     SessionCreateRequest,
     SessionView,
     SignedOutView,
@@ -57,8 +61,18 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 # JSON routes a browser page calls to change state: same-origin and JSON only (docs/security.md, row 6).
-_BROWSER_STATE_ROUTES = {("POST", "/token-url"), ("POST", "/session"), ("DELETE", "/session")}
-_JSON_BODY_ROUTES = {("POST", "/token-url"), ("POST", "/session"), ("POST", "/credentials")}
+_BROWSER_STATE_ROUTES = {
+    ("POST", "/token-url"),
+    ("POST", "/session"),
+    ("DELETE", "/session"),
+    ("POST", "/link"),
+}
+_JSON_BODY_ROUTES = {
+    ("POST", "/token-url"),
+    ("POST", "/session"),
+    ("POST", "/credentials"),
+    ("POST", "/link"),
+}
 # Routes for servers, never for browsers or anonymous callers (docs/security.md, row 11).
 _IAM_ROUTES = {("POST", "/credentials")}
 
@@ -173,7 +187,9 @@ def _app_redirect(**query: str) -> str:
 
 def _redirect(outcome: TokenOutcome | None = None, *, error: ErrorCode | None = None) -> Response[Any]:
     cookies: list[Cookie] = []
-    if outcome is not None and outcome.result is not None:
+    if outcome is not None and outcome.result is Result.LINK_PENDING:
+        location = _app_redirect(confirm="link")  # the page asks the user, then calls POST /link
+    elif outcome is not None and outcome.result is not None:
         location = _app_redirect(result=outcome.result.value)
         if outcome.session_id is not None and outcome.session_expires_at is not None:
             max_age = max(outcome.session_expires_at - int(time.time()), 0)
@@ -285,6 +301,46 @@ def delete_session() -> Response[Any]:
     if session_id:
         service.sign_out(session_id)
     return Response(status_code=HTTPStatus.NO_CONTENT, body="", cookies=[_expired_session_cookie()])
+
+
+# ---- link confirmation (docs/link-confirmation.md)
+
+_LINK_REFUSALS = {
+    ErrorCode.NO_PENDING_LINK: (HTTPStatus.NOT_FOUND, "there is no pending link to confirm"),
+    ErrorCode.ALREADY_LINKED: (HTTPStatus.CONFLICT, "that identity is already linked to another account"),
+    ErrorCode.SESSION_EXPIRED: (HTTPStatus.UNAUTHORIZED, "the Registration session has ended"),
+    ErrorCode.TOKEN_INVALID: (
+        HTTPStatus.BAD_REQUEST,
+        "the social sign-in expired or was refused; link again",
+    ),
+    ErrorCode.SERVICE_UNAVAILABLE: (HTTPStatus.SERVICE_UNAVAILABLE, "a service we depend on failed"),
+    ErrorCode.CONFIGURATION_ERROR: (HTTPStatus.INTERNAL_SERVER_ERROR, "the service is misconfigured"),
+}
+
+
+@app.get("/link")
+def get_link() -> Response[PendingLinkView | ErrorBody]:
+    session_id = _opaque_cookie(SESSION_COOKIE)
+    view = service.pending_link(session_id) if session_id else None
+    if view is None:
+        return _link_error(ErrorCode.NO_PENDING_LINK)
+    return _json(HTTPStatus.OK, view)
+
+
+@app.post("/link")
+def post_link(request: LinkConfirmationRequest) -> Response[LinkConfirmed | ErrorBody]:
+    outcome = service.confirm_link(_opaque_cookie(SESSION_COOKIE), confirm=request.confirm)
+    if outcome.decision is None:
+        return _link_error(outcome.error or ErrorCode.SERVICE_UNAVAILABLE)
+    return _json(HTTPStatus.OK, LinkConfirmed(result=outcome.decision))
+
+
+def _link_error(code: ErrorCode) -> Response[Any]:
+    status, message = _LINK_REFUSALS.get(code, _LINK_REFUSALS[ErrorCode.SERVICE_UNAVAILABLE])
+    return _error(status, code, message)
+
+
+# ---- server routes
 
 
 class CredentialsRefused(Exception):

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -27,10 +28,14 @@ from models import (
     AuthInfo,
     ErrorCode,
     Intent,
+    LinkDecision,
     NonceRecord,
+    PendingLink,
+    PendingLinkView,
     Result,
     SessionRecord,
     SessionView,
+    SocialProfile,
     TokenAttempt,
     TokenResult,
 )
@@ -42,6 +47,7 @@ from vault import Vault
 
 CAPTURE_TOKEN_FIELD = "capture_token"  # noqa: S105 - an attribute name
 CREDENTIALS_FIELD = "credentials"
+PENDING_LINK_TOKEN_FIELD = "pending_link_token"  # noqa: S105 - an attribute name
 # Time kept back from the Lambda deadline when waiting for a duplicate request to finish.
 _DEADLINE_MARGIN_MS = 2500
 _IN_PROGRESS_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0)
@@ -70,6 +76,11 @@ def _delays_until_deadline() -> Iterator[float]:
         yield 0.5
 
 
+def _provider_host(identifier: str) -> str:
+    """Who issued an identifier, for a profile without providerName: its URL's host, else the identifier."""
+    return urlsplit(identifier).hostname or identifier
+
+
 class NotSignedIn(Exception):
     """A link was asked for by a browser whose session holds no Registration access token."""
 
@@ -86,6 +97,14 @@ class TokenOutcome:
     error: ErrorCode | None
     session_id: str | None = None
     session_expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class LinkConfirmation:
+    """What a POST /link ended in: a decision, or an error code."""
+
+    decision: LinkDecision | None = None
+    error: ErrorCode | None = None
 
 
 @dataclass(frozen=True)
@@ -338,20 +357,32 @@ class TokenUrlService:
         auth = self._read_profile(attempt)
         if isinstance(auth, TokenResult):
             return auth
+        if self._settings.confirms_links:
+            return self._hold_for_confirmation(attempt.token, session, auth.profile, now)
+        return self._link_in_capture(
+            attempt.token, session, auth.profile.identifier, auth.profile.provider_name
+        )
+
+    def _link_in_capture(
+        self, token: str, session: SessionRecord, identifier: str, provider: str | None
+    ) -> TokenResult:
+        """link_account_native with the session's Registration access token; Capture's refusals mapped."""
+        if session.capture_token is None:
+            return TokenResult(error=ErrorCode.SESSION_EXPIRED)
         access_token = self._vault.open(
             session.capture_token, session_pk=session.pk, field=CAPTURE_TOKEN_FIELD
         )
         try:
-            self._client.link_account_native(token=attempt.token, access_token=access_token)
+            self._client.link_account_native(token=token, access_token=access_token)
         except CaptureError as error:
             return self._link_refused(error, session)
         # The link lives in Capture; the session's list is only what this browser is shown.
         try:
-            self._sessions.add_linked(session.pk, auth.profile.identifier)
+            self._sessions.add_linked(session.pk, identifier)
         except ServiceUnavailable:
             logger.warning("Linked, but the session's list of links could not be updated")
         count("Links")
-        logger.info("Linked", extra={"provider": auth.profile.provider_name})
+        logger.info("Linked", extra={"provider": provider})
         return TokenResult(result=Result.LINKED)
 
     def _link_refused(self, error: CaptureError, session: SessionRecord) -> TokenResult:
@@ -367,6 +398,73 @@ class TokenUrlService:
         if error.code in _CAPTURE_CONFIGURATION_CODES:
             raise ConfigurationProblem("capture", f"link_account_native error {error.code}")
         raise ServiceUnavailable("capture", f"link_account_native error {error.code}")
+
+    # ------------------------------------------------------------ link confirmation (GET and POST /link)
+
+    def _hold_for_confirmation(
+        self, token: str, session: SessionRecord, profile: SocialProfile, now: int
+    ) -> TokenResult:
+        """Keep the link on the session, its token encrypted, until the user confirms it (or not)."""
+        pending = PendingLink(
+            provider=profile.provider_name or _provider_host(profile.identifier),
+            identifier=profile.identifier,
+            display_name=profile.display_name,
+            token=self._vault.seal(token, session_pk=session.pk, field=PENDING_LINK_TOKEN_FIELD),
+            expires_at=now + self._settings.link_confirmation_seconds,
+        )
+        try:
+            self._sessions.hold_pending_link(session.pk, pending)  # replaces an earlier pending link
+        except ConditionFailed:
+            return TokenResult(error=ErrorCode.SESSION_EXPIRED)  # signed out during auth_info
+        logger.info("Link awaits confirmation", extra={"provider": pending.provider})
+        return TokenResult(result=Result.LINK_PENDING)
+
+    def pending_link(self, session_id: str) -> PendingLinkView | None:
+        now = self._now()
+        session = self._sessions.get(session_key(session_id), now=now)
+        pending = session.pending_link if session else None
+        return pending.view() if pending is not None and pending.is_live(now) else None
+
+    def confirm_link(self, session_id: str | None, *, confirm: bool) -> LinkConfirmation:
+        """Link or drop the session's pending link; it is removed first, so it is used at most once."""
+        try:
+            outcome = self._decide_pending_link(session_id, confirm=confirm)
+        except ServiceUnavailable as error:
+            logger.error(
+                "Pending link not decided: a service is unavailable", extra={"dependency": error.service}
+            )
+            count("UpstreamErrors")
+            outcome = LinkConfirmation(error=ErrorCode.SERVICE_UNAVAILABLE)
+        except ConfigurationProblem as error:
+            logger.error(
+                "Pending link not decided: configuration refused", extra={"dependency": error.service}
+            )
+            count("UpstreamErrors")
+            outcome = LinkConfirmation(error=ErrorCode.CONFIGURATION_ERROR)
+        label = outcome.decision or outcome.error
+        count_outcome("link", label.value if label else "unknown")
+        return outcome
+
+    def _decide_pending_link(self, session_id: str | None, *, confirm: bool) -> LinkConfirmation:
+        claimed = self._sessions.claim_pending_link(session_key(session_id)) if session_id else None
+        pending = claimed.pending_link if claimed is not None else None
+        if claimed is None or pending is None:
+            return LinkConfirmation(error=ErrorCode.NO_PENDING_LINK)
+        if not confirm:
+            logger.info("Pending link cancelled", extra={"provider": pending.provider})
+            return LinkConfirmation(decision=LinkDecision.CANCELLED)
+        now = self._now()
+        if not pending.is_live(now):
+            # Past its expiry the Social Login token is not worth sending (nor would Capture accept it).
+            count("RejectedTokens")
+            return LinkConfirmation(error=ErrorCode.TOKEN_INVALID)
+        if not claimed.is_live(now):
+            return LinkConfirmation(error=ErrorCode.SESSION_EXPIRED)
+        token = self._vault.open(pending.token, session_pk=claimed.pk, field=PENDING_LINK_TOKEN_FIELD)
+        result = self._link_in_capture(token, claimed, pending.identifier, pending.provider)
+        if result.error is not None:
+            return LinkConfirmation(error=result.error)
+        return LinkConfirmation(decision=LinkDecision.LINKED)
 
     # ------------------------------------------------------------ sessions
 

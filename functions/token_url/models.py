@@ -24,6 +24,15 @@ class Intent(StrEnum):
 class Result(StrEnum):
     SIGNED_IN = "signed_in"
     LINKED = "linked"
+    # Link confirmation on: the link waits on the session for the user's POST /link.
+    LINK_PENDING = "link_pending"
+
+
+class LinkDecision(StrEnum):
+    """What a POST /link ended in when it succeeded."""
+
+    LINKED = "linked"
+    CANCELLED = "cancelled"
 
 
 class ErrorCode(StrEnum):
@@ -42,6 +51,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     REJECTED = "rejected"
+    NO_PENDING_LINK = "no_pending_link"
 
 
 # ---------------------------------------------------------------- requests from the browser / servers
@@ -94,6 +104,10 @@ class CredentialsRequest(_StrictRequest):
         return value
 
 
+class LinkConfirmationRequest(_StrictRequest):
+    confirm: bool = Field(strict=True)
+
+
 class TokenCallback(_StrictRequest):
     """The form Social Login posts to the token URL, plus the one-time value from its query."""
 
@@ -119,6 +133,17 @@ class SessionView(BaseModel):
 
 class SignedOutView(BaseModel):
     signed_in: Literal[False] = False
+
+
+class PendingLinkView(BaseModel):
+    provider: str
+    identifier: str
+    display_name: str | None
+    expires_at: str
+
+
+class LinkConfirmed(BaseModel):
+    result: LinkDecision
 
 
 class ErrorBody(BaseModel):
@@ -156,6 +181,31 @@ class AuthInfo(BaseModel):
 # ---------------------------------------------------------------- stored items
 
 
+def _iso_utc(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+class PendingLink(BaseModel):
+    """A link read by auth_info and held on the session until the user confirms or cancels it."""
+
+    provider: str
+    identifier: str
+    display_name: str | None = None
+    token: str  # the Social Login token: a KMS ciphertext, base64, bound to the session and field
+    expires_at: int
+
+    def is_live(self, now: int) -> bool:
+        return self.expires_at > now
+
+    def view(self) -> PendingLinkView:
+        return PendingLinkView(
+            provider=self.provider,
+            identifier=self.identifier,
+            display_name=self.display_name,
+            expires_at=_iso_utc(self.expires_at),
+        )
+
+
 class SessionRecord(BaseModel):
     """One browser session, keyed by the SHA-256 of its id (the id itself is never stored)."""
 
@@ -167,6 +217,7 @@ class SessionRecord(BaseModel):
     capture_token: str | None = None
     credentials: str | None = None
     linked: list[str] = Field(default_factory=list)
+    pending_link: PendingLink | None = None
     created_at: int
     expires_at: int
 
@@ -179,7 +230,7 @@ class SessionRecord(BaseModel):
             provider=self.provider,
             capture=self.capture_token is not None,
             linked=sorted(self.linked),
-            expires_at=datetime.fromtimestamp(self.expires_at, tz=UTC).isoformat().replace("+00:00", "Z"),
+            expires_at=_iso_utc(self.expires_at),
         )
 
 

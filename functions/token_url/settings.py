@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from functools import cached_property
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -119,6 +120,11 @@ class Settings(BaseModel):
     credentials_callers: tuple[str, ...] = ()
     """IAM principals allowed on POST /credentials; empty: any the IAM authorizer lets through."""
 
+    # ---- link confirmation (docs/link-confirmation.md)
+    link_confirmation: Literal["off", "on"] = "off"
+    # Social Login tokens are short-lived: a pending link cannot wait long for the user's click.
+    link_confirmation_seconds: int = Field(default=120, ge=30, le=300)
+
     @field_validator("social_login_base_url", "capture_base_url", "public_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -184,6 +190,11 @@ class Settings(BaseModel):
         if self.token_post_origins is not None:
             return frozenset(self.token_post_origins)
         return frozenset({serialized_origin(self.social_login_base_url), self.app_origin})
+
+    @property
+    def confirms_links(self) -> bool:
+        """A link token is held for the user to confirm on the site's page instead of linking at once."""
+        return self.link_confirmation == "on"
 
     @cached_property
     def token_endpoint(self) -> str:

@@ -15,7 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from errors import ServiceUnavailable
-from models import NonceRecord, SessionRecord
+from models import NonceRecord, PendingLink, SessionRecord
 from observability import Span, traced
 
 if TYPE_CHECKING:
@@ -166,3 +166,35 @@ class SessionStore:
                 )
         except ConditionFailed:
             pass  # signed out meanwhile: the link itself lives in Capture
+
+    # ---- pending links (link confirmation)
+
+    def hold_pending_link(self, pk: str, pending: PendingLink) -> None:
+        """Put a pending link on a session, replacing any earlier one; ConditionFailed: signed out."""
+        with _dynamodb_call("hold_pending_link"):
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}},
+                UpdateExpression="SET pending_link = :pending",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":pending": {"M": _to_item(pending.model_dump())}},
+            )
+
+    def claim_pending_link(self, pk: str) -> SessionRecord | None:
+        """Remove the session's pending link and return the session as it was, or None if it had none.
+
+        One conditional update: of two concurrent claims only one gets the pending link, so only one
+        can go on to call upstream.
+        """
+        try:
+            with _dynamodb_call("claim_pending_link"):
+                reply = self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": pk}},
+                    UpdateExpression="REMOVE pending_link",
+                    ConditionExpression="attribute_exists(pending_link)",
+                    ReturnValues="ALL_OLD",
+                )
+        except ConditionFailed:
+            return None
+        return SessionRecord.model_validate(_from_item(reply["Attributes"]))

@@ -66,15 +66,18 @@ def page(chromium: Browser) -> Iterator[Page]:
 class Demo:
     """The steps a person takes on the demo page, each ending in a screenshot."""
 
-    def __init__(self, page: Page, stack: RunningStack) -> None:
+    def __init__(self, page: Page, stack: RunningStack, prefix: str = "") -> None:
         self.page = page
         self.stack = stack
+        self.prefix = prefix
         self.step = 0
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def shot(self, name: str) -> None:
         self.step += 1
-        self.page.screenshot(path=str(SCREENSHOTS / f"{self.step:02d}-{name}.png"), full_page=True)
+        self.page.screenshot(
+            path=str(SCREENSHOTS / f"{self.prefix}{self.step:02d}-{name}.png"), full_page=True
+        )
 
     def open(self) -> None:
         self.page.goto(self.stack.app_url)
@@ -264,3 +267,51 @@ def test_a_forged_post_to_a_leaked_sign_in_url_signs_nobody_in(
     expect(page.get_by_test_id("session-state")).to_have_text("Signed out.")
     demo.shot("forged-sign-in-refused")
     assert "__Host-tu_session" not in {cookie["name"] for cookie in page.context.cookies()}
+
+
+def test_demo_link_confirmation_confirm_and_cancel(page: Page, confirming_stack: RunningStack) -> None:
+    """LINK_CONFIRMATION=on: the page shows who will be linked; Confirm links it, Cancel links nothing."""
+    demo = Demo(page, confirming_stack, prefix="confirm-")
+    confirmed = f"carol-{uuid.uuid4().hex[:6]}"
+    cancelled = f"dave-{uuid.uuid4().hex[:6]}"
+    panel = page.locator("#confirm-panel")
+    demo.open()
+    demo.registration("demo-user-1")
+
+    demo.social("Link Facebook", "Facebook", confirmed, "link")
+    expect(panel).to_be_visible()
+    expect(page.get_by_test_id("confirm-provider")).to_have_text("Facebook")
+    expect(page.get_by_test_id("confirm-identifier")).to_have_text(
+        f"https://www.facebook.com/profile/{confirmed}"
+    )
+    expect(page.get_by_test_id("session-linked")).to_have_text("none")  # nothing linked before the click
+    demo.shot("asked")
+    page.get_by_role("button", name="Confirm", exact=True).click()
+    expect(page.locator("#outcome")).to_have_attribute("data-code", "linked")
+    expect(panel).to_be_hidden()
+    expect(page.get_by_test_id("session-linked")).to_have_text(
+        f"https://www.facebook.com/profile/{confirmed}"
+    )
+    assert "confirm=link" not in page.url  # a reload does not ask again
+    demo.shot("confirmed")
+
+    demo.social("Link Google", "Google", cancelled, "cancel")
+    expect(panel).to_be_visible()
+    expect(page.get_by_test_id("confirm-identifier")).to_have_text(
+        f"https://www.google.com/profile/{cancelled}"
+    )
+    demo.shot("asked-again")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.locator("#outcome")).to_have_attribute("data-code", "cancelled")
+    expect(panel).to_be_hidden()
+    expect(page.get_by_test_id("session-linked")).to_have_text(
+        f"https://www.facebook.com/profile/{confirmed}"
+    )
+    demo.shot("cancelled")
+
+    # Back on the confirmation URL with nothing pending: the page says so instead of asking.
+    page.goto(f"{confirming_stack.app_url}?confirm=link")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(panel).to_be_hidden()
+    assert demo.outcome() == "no_pending_link"
+    demo.shot("nothing-pending")

@@ -1,4 +1,4 @@
-"""Races: the same token submitted 20 times at once, and two browsers linking one identity at once.
+"""Races: one token submitted 20 times at once, two browsers linking one identity, two tabs confirming a link.
 
 In Lambda each concurrent request runs in its own container, sharing only DynamoDB and the upstream;
 here each is a thread calling the flow (the resolver's current event is per container, so the
@@ -19,7 +19,13 @@ import requests
 
 from emulator import Fault, IdentityCloudEmulator
 from tests.conftest import Aws
-from tests.integration.flows_support import BROWSER_COOKIE, FACEBOOK_ID, GOOGLE_ID, sign_in_to_registration
+from tests.integration.flows_support import (
+    BROWSER_COOKIE,
+    FACEBOOK_ID,
+    GOOGLE_ID,
+    SESSION_COOKIE,
+    sign_in_to_registration,
+)
 from tests.leak_guard import LeakGuard
 from tests.stack_support import HttpBrowser, RunningStack
 from tests.support import Browser
@@ -99,6 +105,30 @@ def test_two_browsers_linking_one_identity_at_once_make_one_link(
     assert emulator.owner_of(FACEBOOK_ID) in {"user-1", "user-2"}
     linked = [emulator.linked_identities(user) for user in ("user-1", "user-2")]
     assert sorted(linked) == [[], [FACEBOOK_ID]]
+
+
+def test_two_tabs_confirming_one_pending_link_at_once_make_one_upstream_call(
+    browser: Browser, emulator: IdentityCloudEmulator, aws: Aws, app_module: Any, monkeypatch: Any
+) -> None:
+    service = app_module.service
+    monkeypatch.setattr(
+        service, "_settings", service._settings.model_copy(update={"link_confirmation": "on"})
+    )
+    sign_in_to_registration(browser, emulator, "user-1")
+    token_url = browser.start("link")
+    reply = browser.submit_token(token_url, emulator.issue_token(token_url, FACEBOOK_ID))
+    assert reply.outcome == {"confirm": "link"}
+    session_id = browser.cookie(SESSION_COOKIE)
+    emulator.set_fault("link_account_native", Fault.delay(0.3))  # the first is upstream when the second asks
+
+    outcomes = all_at_once(2, lambda: service.confirm_link(session_id, confirm=True))
+
+    assert sorted((str(outcome.decision), str(outcome.error)) for outcome in outcomes) == [
+        ("None", "no_pending_link"),
+        ("linked", "None"),
+    ]
+    assert len(emulator.calls_to("link_account_native")) == 1
+    assert emulator.linked_identities("user-1") == [FACEBOOK_ID]
 
 
 def auth_info_calls(stack: RunningStack) -> int:

@@ -252,3 +252,29 @@ def test_make_run_seeds_the_state_of_the_sample_events(local_stack: RunningStack
     )
     assert reply.status_code == 303, reply.text
     assert outcome(reply) == {"result": "signed_in"}
+
+
+def test_make_run_with_link_confirmation_holds_the_link_until_post_link(
+    confirming_stack: RunningStack,
+) -> None:
+    browser = HttpBrowser(confirming_stack)
+    account, identity_user = unique("demo-user"), unique("erin")
+    assert browser.sign_in_to_registration(account).status_code == 200
+    mark = confirming_stack.mark()
+
+    held = browser.social("link", "google", identity_user)
+
+    assert outcome(held) == {"confirm": "link"}
+    identifier = f"https://www.google.com/profile/{identity_user}"
+    pending = browser.page_json("GET", "/link")
+    assert (pending.status_code, pending.json()["identifier"]) == (200, identifier)
+    assert browser.session().json()["linked"] == []
+    confirmed = browser.page_json("POST", "/link", {"confirm": True})
+    assert (confirmed.status_code, confirmed.json()) == (200, {"result": "linked"})
+    links = requests.get(
+        f"{confirming_stack.emulator}/_emulator/links", params={"user_id": account}, timeout=10
+    )
+    assert links.json()["identifiers"] == [identifier]
+    assert browser.page_json("POST", "/link", {"confirm": True}).status_code == 404
+    logs = "\n".join(confirming_stack.output_after(mark))
+    assert [secret for secret in browser.seen_secrets if secret in logs] == []

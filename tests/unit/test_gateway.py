@@ -379,4 +379,6 @@ def test_routes_come_from_the_function_events_of_the_template() -> None:
         ("DELETE", "/session"): False,
         ("POST", "/credentials"): True,
         ("GET", "/health"): False,
+        ("GET", "/link"): False,
+        ("POST", "/link"): False,
     }

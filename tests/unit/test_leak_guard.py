@@ -31,6 +31,16 @@ def test_encrypted_fields_and_short_values_are_not_leaks() -> None:
     assert len(guard.leaks()) == 1
 
 
+def test_a_token_in_clear_inside_a_pending_link_is_a_leak() -> None:
+    """The pending link's token field is not exempt: only a ciphertext may be stored there."""
+    guard = LeakGuard()
+    guard.learn(SECRET)
+    guard.learn_items([{"pk": {"S": "x"}, "pending_link": {"M": {"token": {"S": "AQICAHh...ciphertext"}}}}])
+    assert guard.leaks() == []
+    guard.learn_items([{"pk": {"S": "x"}, "pending_link": {"M": {"token": {"S": SECRET}}}}])
+    assert len(guard.leaks()) == 1
+
+
 def test_only_the_secret_parts_of_provider_credentials_are_secrets() -> None:
     guard = LeakGuard()
     guard.learn_credentials(

@@ -69,6 +69,9 @@ def test_full_environment_gives_every_value_and_the_defaults() -> None:
     assert settings.upstream_connect_timeout == 2.0
     assert settings.upstream_read_timeout == 6.0
     assert settings.secret_max_age_seconds == 300
+    assert settings.link_confirmation == "off"
+    assert settings.confirms_links is False
+    assert settings.link_confirmation_seconds == 120
     assert settings.app_origin == "https://app.example.test"
     assert settings.token_endpoint == "https://api.example.test/token"
 
@@ -341,4 +344,36 @@ def test_credentials_callers_is_a_comma_separated_list_of_user_and_role_arns() -
 def test_a_bad_credentials_callers_entry_stops_start_up_naming_the_variable(value: str, reason: str) -> None:
     message = config_error(CREDENTIALS_CALLERS=value)
     assert message.startswith("configuration error: CREDENTIALS_CALLERS ")
+    assert reason in message
+
+
+# ---- link confirmation
+
+
+@pytest.mark.parametrize(("value", "confirms"), [("on", True), ("off", False)])
+def test_link_confirmation_is_on_or_off(value: str, confirms: bool) -> None:
+    settings = Settings.from_environ(env(LINK_CONFIRMATION=value, LINK_CONFIRMATION_SECONDS="300"))
+    assert settings.confirms_links is confirms
+    assert settings.link_confirmation_seconds == 300
+
+
+@pytest.mark.parametrize("value", ["yes", "ON", "true", "1", ""])
+def test_a_bad_link_confirmation_is_named(value: str) -> None:
+    message = config_error(LINK_CONFIRMATION=value)
+    assert message.startswith("configuration error: LINK_CONFIRMATION ")
+    assert "'off' or 'on'" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("301", "less than or equal to 300"),
+        ("3600", "less than or equal to 300"),
+        ("29", "greater than or equal to 30"),
+        ("two minutes", "valid integer"),
+    ],
+)
+def test_link_confirmation_seconds_beyond_its_bounds_is_refused(value: str, reason: str) -> None:
+    message = config_error(LINK_CONFIRMATION="on", LINK_CONFIRMATION_SECONDS=value)
+    assert message.startswith("configuration error: LINK_CONFIRMATION_SECONDS ")
     assert reason in message

@@ -132,6 +132,15 @@ def test_every_variable_of_the_template_gets_a_local_value() -> None:
     assert KEY_ALIAS.startswith("alias/")
 
 
+def test_link_confirmation_settings_pass_from_the_environment_to_the_function() -> None:
+    template = load_template()
+    default = local_function_environment(template, StackConfig.from_environ({}), LOCAL_AWS, None)
+    assert (default["LINK_CONFIRMATION"], default["LINK_CONFIRMATION_SECONDS"]) == ("off", "120")
+    config = StackConfig.from_environ({"LINK_CONFIRMATION": "on", "LINK_CONFIRMATION_SECONDS": "200"})
+    given = local_function_environment(template, config, LOCAL_AWS, None)
+    assert (given["LINK_CONFIRMATION"], given["LINK_CONFIRMATION_SECONDS"]) == ("on", "200")
+
+
 def test_a_template_variable_without_a_local_value_stops_the_stack() -> None:
     template: dict[str, Any] = load_template()
     variables = template["Resources"]["TokenUrlFunction"]["Properties"]["Environment"]["Variables"]

@@ -26,6 +26,8 @@ ROUTES = {
     ("/session", "DELETE"),
     ("/credentials", "POST"),
     ("/health", "GET"),
+    ("/link", "GET"),
+    ("/link", "POST"),
 }
 IAM_ROUTES = {("/credentials", "POST")}
 
@@ -48,6 +50,8 @@ FUNCTION_ENV = {
     # Read by botocore, not Settings; absent when deployed (test_local_aws_endpoint_is_absent_when_deployed).
     "AWS_ENDPOINT_URL",
     "CREDENTIALS_CALLERS",
+    "LINK_CONFIRMATION",
+    "LINK_CONFIRMATION_SECONDS",
 }
 GLOBAL_ENV = {
     "POWERTOOLS_SERVICE_NAME": "token-url",
@@ -193,6 +197,29 @@ def test_function_environment_values(template: dict[str, Any]) -> None:
     for name, value in env.items():
         if isinstance(value, dict) and "Ref" in value and not value["Ref"].startswith("AWS::"):
             assert value["Ref"] in parameters or value["Ref"] in resources(template), name
+
+
+def test_link_confirmation_parameters_reach_the_function(template: dict[str, Any]) -> None:
+    from settings import Settings  # noqa: PLC0415 - the function's own module, on the test path
+
+    env = tpl.function_environment(template)
+    assert env["LINK_CONFIRMATION"] == {"Ref": "LinkConfirmation"}
+    assert env["LINK_CONFIRMATION_SECONDS"] == {"Ref": "LinkConfirmationSeconds"}
+    confirmation = template["Parameters"]["LinkConfirmation"]
+    assert confirmation["AllowedValues"] == [
+        "off",
+        "on",
+    ]  # strings: YAML 1.1 would read bare off/on as booleans
+    assert confirmation["Default"] == "off"
+    seconds = template["Parameters"]["LinkConfirmationSeconds"]
+    assert seconds["Type"] == "Number"
+    field = Settings.model_fields["link_confirmation_seconds"]
+    bounds = {type(item).__name__: item for item in field.metadata}
+    assert (seconds["Default"], seconds["MinValue"], seconds["MaxValue"]) == (
+        field.default,
+        bounds["Ge"].ge,
+        bounds["Le"].le,
+    )
 
 
 def test_table_env_vars(template: dict[str, Any]) -> None:
