@@ -231,3 +231,30 @@ def test_15_a_stage_other_than_the_deployed_one_is_not_served(browser: Browser) 
 
     assert reply.status == 404
     assert reply.json()["error"] == "invalid_request"
+
+
+def test_12_with_null_origins_trusted_a_forged_link_waits_for_a_confirmation_only_the_site_can_give(
+    browser: Browser, emulator: Any, app_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LINK_CONFIRMATION=on defeats the forged link even where `Origin: null` must be accepted."""
+    listed = app_module.Settings.from_environ({**os.environ, "TOKEN_POST_ORIGINS": f"{PROVIDER_ORIGIN},null"})
+    monkeypatch.setattr(app_module, "settings", listed)
+    service = app_module.service
+    monkeypatch.setattr(
+        service, "_settings", service._settings.model_copy(update={"link_confirmation": "on"})
+    )
+    sign_in_to_registration(browser, emulator, "victim")
+    leaked_url = browser.start("link")
+
+    forged = browser.submit_token(leaked_url, emulator.issue_token(leaked_url, ATTACKER_ID), origin="null")
+
+    assert forged.outcome == {"confirm": "link"}
+    assert browser.session().status == 200
+    pending = browser.page_json("GET", "/link")
+    assert pending.json()["identifier"] == ATTACKER_ID  # the page shows whose identity it is
+    # The attacker's page cannot confirm for the victim: POST /link is same-origin JSON only.
+    cross_site = browser.page_json("POST", "/link", {"confirm": True}, headers={"Origin": ATTACKER_ORIGIN})
+    assert cross_site.status == 403
+    assert browser.page_json("POST", "/link", {"confirm": False}).json() == {"result": "cancelled"}
+    assert emulator.calls_to("link_account_native") == []
+    assert emulator.owner_of(ATTACKER_ID) is None
