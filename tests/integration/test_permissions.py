@@ -1,6 +1,6 @@
 """The template's IAM policy grants exactly the AWS calls the function makes: nothing missing, nothing spare.
 
-Every route and outcome that reaches AWS is driven through lambda_handler while every botocore call is
+Every route and outcome that reaches AWS (audit events included) is driven through lambda_handler while every botocore call is
 recorded (service, action, resource); the set is then compared with what the template's identity
 policies grant, resolved to the names the tests' resources have.
 """
@@ -14,6 +14,7 @@ from botocore.client import BaseClient
 
 from devtools.template import resources_of_type
 from emulator import Fault, IdentityCloudEmulator
+from devtools.audit_events import AUDIT_BUS
 from tests.conftest import KEY_ALIAS, SECRET_NAME
 from tests.integration.flows_support import FACEBOOK_ID, link, sign_in, sign_in_to_registration
 from tests.support import Browser, FakeLambdaContext, as_list, http_event
@@ -30,6 +31,9 @@ def aws_calls(monkeypatch: pytest.MonkeyPatch, handler: Any) -> set[Call]:
     def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         prefix = client.meta.service_model.signing_name
         resource = params.get("TableName") or params.get("KeyId") or params.get("SecretId") or "*"
+        if operation == "PutEvents":
+            buses = {entry.get("EventBusName", "default") for entry in params["Entries"]}
+            resource = buses.pop() if len(buses) == 1 else str(sorted(buses))
         calls.add((f"{prefix}:{operation}", str(resource)))
         return original(client, operation, params)
 
@@ -42,6 +46,7 @@ def granted_calls(template: dict[str, Any]) -> set[Call]:
     names = {logical_id: logical_id for logical_id in resources_of_type(template, "AWS::DynamoDB::Table")}
     names["CredentialsKey"] = KEY_ALIAS
     names["SocialLoginApiKeySecretArn"] = SECRET_NAME
+    names["AuditEventBus"] = AUDIT_BUS
     granted: set[Call] = set()
     for resource in template["Resources"].values():
         if resource["Type"] != "AWS::IAM::RolePolicy":
