@@ -1,8 +1,8 @@
 """The template's IAM policy grants exactly the AWS calls the function makes: nothing missing, nothing spare.
 
-Every route and outcome that reaches AWS (audit events included) is driven through lambda_handler while every botocore call is
-recorded (service, action, resource); the set is then compared with what the template's identity
-policies grant, resolved to the names the tests' resources have.
+Every route and outcome that reaches AWS (audit events included) is driven through lambda_handler while
+every botocore call is recorded (service, action, resource); the set is then compared with what the
+template's identity policies grant, resolved to the names the tests' resources have.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
+from devtools.audit_events import AUDIT_BUS
 from devtools.template import resources_of_type
 from emulator import Fault, IdentityCloudEmulator
-from devtools.audit_events import AUDIT_BUS
 from tests.conftest import KEY_ALIAS, SECRET_NAME
 from tests.integration.flows_support import FACEBOOK_ID, link, sign_in, sign_in_to_registration
 from tests.support import Browser, FakeLambdaContext, as_list, http_event
