@@ -125,9 +125,10 @@ class AuditTrail:
         outcome: str | None = None,
     ) -> None:
         """Publish one event; never raises, whatever EventBridge does."""
+        now = datetime.fromtimestamp(self._clock(), tz=UTC)
         detail = AuditDetail(
             event_id=str(uuid.uuid4()),
-            time=datetime.fromtimestamp(self._clock(), tz=UTC).isoformat(timespec="milliseconds"),
+            time=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             outcome=outcome or DEFAULT_OUTCOMES[event_type],
             provider=provider,
             identifier=identifier,
@@ -142,7 +143,7 @@ class AuditTrail:
             "DetailType": event_type.value,
             "Detail": detail.model_dump_json(),
             "EventBusName": self._bus_name,
-            "Time": datetime.fromisoformat(detail.time),
+            "Time": now,
         }
         if not self._publish(entry):
             self._record_lost(event_type, detail)
