@@ -8,6 +8,7 @@ it is never lost silently. The flows call `AuditTrail.publish` once the outcome 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -108,11 +109,12 @@ class AuditTrail:
         self._seconds_left = seconds_left
         self._clock = clock
         self._sleep = sleep
-        self._caller = Caller()
+        # Per thread: Lambda runs one invocation at a time, but the local stack's gateway runs several.
+        self._request = threading.local()
 
     def register_caller(self, caller: Caller) -> None:
         """The current invocation's request facts (set by the handler, as the Lambda context is)."""
-        self._caller = caller
+        self._request.caller = caller
 
     def publish(
         self,
@@ -126,6 +128,7 @@ class AuditTrail:
     ) -> None:
         """Publish one event; never raises, whatever EventBridge does."""
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
+        caller: Caller = getattr(self._request, "caller", None) or Caller()
         detail = AuditDetail(
             event_id=str(uuid.uuid4()),
             time=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -134,9 +137,9 @@ class AuditTrail:
             identifier=identifier,
             uuid=account_uuid,
             session=self._session_handle(session_pk),
-            request_id=self._caller.request_id,
-            source_ip=self._caller.source_ip,
-            user_agent=self._caller.user_agent,
+            request_id=caller.request_id,
+            source_ip=caller.source_ip,
+            user_agent=caller.user_agent,
         )
         entry: PutEventsRequestEntryTypeDef = {
             "Source": SOURCE,
