@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 
 SOURCE = "token-url"
 LOST_METRIC = "AuditEventsLost"
-# PutEvents calls per event: the first and two retries, each only with time left for it (see _publish).
+# Most PutEvents calls per event (the first and its retries); a retry starts only with time left for it.
 MAX_ATTEMPTS = 3
 _RETRY_DELAYS = (0.1, 0.3)
-# Time a PutEvents call may take (the events client's connect and read timeouts) plus the response's own.
+# Kept back from the deadline for one more call: the events client's connect and read timeouts, and the reply.
 _CALL_RESERVE_SECONDS = 3.5
 
 
