@@ -7,10 +7,10 @@ The minimum each flow needs (the design's, stated in README "Performance"):
 
 * sign-in (token POST): auth_info; DynamoDB: record the attempt (conditional put), spend the one-time
   value (conditional update), write the session, complete the attempt's record; KMS: encrypt the
-  provider credentials.
+  provider credentials; EventBridge: publish the audit event.
 * link (token POST): auth_info and link_account_native; DynamoDB: record the attempt, spend the
   one-time value, read the Registration session, add the identity to the session's list, complete the
-  record; KMS: decrypt the Registration access token.
+  record; KMS: decrypt the Registration access token; EventBridge: publish the audit event.
 * replay (the same submission again): DynamoDB: one conditional put that fails and returns the stored
   result.
 """
@@ -57,6 +57,8 @@ class BareHandler:
         self.dynamodb = boto3.client("dynamodb", config=config)
         self.kms = boto3.client("kms", config=config)
         self.secrets = boto3.client("secretsmanager", config=config)
+        self.events = boto3.client("events", config=config)
+        self.audit_bus = environ["AUDIT_EVENT_BUS"]
         self.http = requests.Session()
         self.sessions = environ["SESSIONS_TABLE"]
         self.nonces = environ["NONCES_TABLE"]
@@ -73,6 +75,7 @@ class BareHandler:
         self.app_url = environ["APP_URL"]
         self.public_base_url = environ["PUBLIC_BASE_URL"]
         self.api_key: str | None = None
+        self.caller: tuple[str | None, str | None, str | None] = (None, None, None)
         self.api_key_expires = 0.0
         self.secret_max_age = int(environ.get("SECRET_MAX_AGE_SECONDS", "300"))
 
@@ -112,6 +115,12 @@ class BareHandler:
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         body = event.get("body") or ""
+        context = event.get("requestContext", {})
+        self.caller = (
+            context.get("requestId"),
+            context.get("http", {}).get("sourceIp"),
+            context.get("http", {}).get("userAgent"),
+        )
         form = parse_qs(base64.b64decode(body).decode() if event.get("isBase64Encoded") else body)
         token = form["token"][0]
         nonce = parse_qs(event["rawQueryString"])["nonce"][0]
@@ -225,6 +234,7 @@ class BareHandler:
                 "expires_at": {"N": str(int(time.time()) + 3600)},
             },
         )
+        self._publish("SignedIn", info, pk)
         return "signed_in"
 
     def _link(self, token: str, token_url: str, session: str) -> str:
@@ -259,7 +269,34 @@ class BareHandler:
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":identifier": {"SS": [info["profile"]["identifier"]]}},
         )
+        self._publish("Linked", info, session)
         return "linked"
+
+    def _publish(self, detail_type: str, info: dict[str, Any], session: str) -> None:
+        """The audit event: one PutEvents entry with the detail the function sends (docs/audit-events.md)."""
+        now = time.time()
+        detail = {
+            "event_id": secrets.token_hex(16),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now)),
+            "outcome": detail_type.lower(),
+            "provider": info["profile"].get("providerName"),
+            "identifier": info["profile"]["identifier"],
+            "uuid": None,
+            "session": _key("bare-handle", session)[:32],
+            "request_id": self.caller[0],
+            "source_ip": self.caller[1],
+            "user_agent": self.caller[2],
+        }
+        self.events.put_events(
+            Entries=[
+                {
+                    "Source": "token-url",
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                    "EventBusName": self.audit_bus,
+                }
+            ]
+        )
 
     def _redirect(self, result: str) -> dict[str, Any]:
         return {"statusCode": 303, "headers": {"Location": f"{self.app_url}?result={result}"}, "body": ""}

@@ -69,7 +69,12 @@ def _ratio_with_interval(figure: dict[str, Any]) -> str:
 
 
 def _calls(side: dict[str, Any]) -> str:
-    names = {"dynamodb": "DynamoDB", "kms": "KMS", "secretsmanager": "Secrets Manager"}
+    names = {
+        "dynamodb": "DynamoDB",
+        "kms": "KMS",
+        "secretsmanager": "Secrets Manager",
+        "events": "EventBridge",
+    }
     parts = [
         f"{names.get(service, service)} {count}" for service, count in sorted(side["by_service"].items())
     ]

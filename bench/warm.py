@@ -74,7 +74,7 @@ def untraced(bare: BareHandler) -> BareHandler:
     """The floor without X-Ray: `import app` built the Tracer, which patched botocore and requests for
     the whole process. The floor's clients and session get the unpatched methods (the call counter,
     under X-Ray's wrapper, stays), so the floor pays for no tracing, as it should not."""
-    clients: list[Any] = [bare.dynamodb, bare.kms, bare.secrets]
+    clients: list[Any] = [bare.dynamodb, bare.kms, bare.secrets, bare.events]
     for client in clients:
         client._make_api_call = types.MethodType(_unwrapped(BaseClient, "_make_api_call"), client)
     untraced_session(bare.http)

@@ -2,9 +2,10 @@
 
 Served under /demo/ by the local stack, on the same site as the API (so the `SameSite=Lax` session
 cookie reaches it) and on another site than the emulator (so the token POST is cross-site).
-Besides the static page it has two small endpoints of its own, standing in for the site's backend
-and the Registration widget: `config.json` (where Social Login is, which providers to offer) and
-`POST registration` (sign a demo user in to Registration: the emulator mints an access token).
+Besides the static page it has three small endpoints of its own, standing in for the site's backend
+and the Registration widget: `config.json` (where Social Login is, which providers to offer),
+`POST registration` (sign a demo user in to Registration: the emulator mints an access token) and
+`events.json` (the last audit events the function published, from the demo's own SQS queue).
 """
 
 from __future__ import annotations
@@ -13,17 +14,48 @@ import json
 import mimetypes
 import pathlib
 import re
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
+from devtools.audit_events import drain
 from emulator import PROVIDERS, IdentityCloudEmulator
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "demo_site"
 DEMO_PROVIDERS = ("google", "facebook", "twitter", "linkedin")
 _USER = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _STATIC_FILES = {"index.html", "demo.js", "demo.css"}
+SHOWN_EVENTS = 10
+
+
+class AuditFeed:
+    """The last audit events, read from a queue of the demo's own.
+
+    The audit rule delivers every event to the developer's `token-url-audit` queue and to this one:
+    reading (and so deleting) here takes nothing from the developer's queue, which a peek would (a
+    received message is hidden from other readers until its visibility timeout ends).
+    """
+
+    def __init__(self, sqs: SQSClient, queue_url: str, keep: int = SHOWN_EVENTS) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._recent: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+
+    def latest(self) -> list[dict[str, Any]]:
+        """Newest first."""
+        with self._lock:
+            for event in drain(self._sqs, self._queue_url):
+                self._recent.append(
+                    {key: event.get(key) for key in ("id", "time", "source", "detail-type", "detail")}
+                )
+            return sorted(self._recent, key=lambda event: str(event["detail"].get("time", "")), reverse=True)
 
 
 class DemoSite:
@@ -36,11 +68,13 @@ class DemoSite:
         social_login_url: str,
         emulator: IdentityCloudEmulator | None,
         app_origin: str,
+        audit_feed: AuditFeed | None = None,
     ) -> None:
         self._api_base_url = api_base_url
         self._social_login_url = social_login_url
         self._emulator = emulator
         self._app_origin = app_origin
+        self._audit_feed = audit_feed
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -54,6 +88,9 @@ class DemoSite:
             return _json(self.config())
         if path == "registration" and request.method == "POST":
             return self._registration(request)
+        if path == "events.json" and request.method == "GET":
+            events = self._audit_feed.latest() if self._audit_feed is not None else []
+            return _json({"events": events})
         name = path or "index.html"
         if name in _STATIC_FILES and request.method in ("GET", "HEAD"):
             content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"

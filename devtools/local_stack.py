@@ -1,8 +1,9 @@
 """`make run`: the whole service on this machine, with no AWS account, no Docker and no Identity Cloud app.
 
 One process starts, in this order:
-1. moto in server mode (DynamoDB, KMS, Secrets Manager) on a free loopback port, with the tables,
-   the apiKey secret and the credentials key created from infra/template.yaml;
+1. moto in server mode (DynamoDB, KMS, Secrets Manager, EventBridge, SQS) on a free loopback port, with
+   the tables, the apiKey secret and the credentials key created from infra/template.yaml, and the audit
+   event bus with a rule sending every event to the SQS queue `token-url-audit` (devtools/audit_events.py);
 2. the Identity Cloud emulator on 127.0.0.1 (unless both upstream URLs are given), another site than
    the app, so the token POST is cross-site exactly as in Social Login's redirect flow;
 3. the function, imported with the environment the template declares (every variable resolved to
@@ -28,7 +29,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +39,8 @@ from moto.server import ThreadedMotoServer
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from devtools.demo import DemoSite
+from devtools.audit_events import AUDIT_BUS, AUDIT_QUEUE, DEMO_QUEUE, provision_audit_bus
+from devtools.demo import AuditFeed, DemoSite
 from devtools.gateway import CorsPolicy, FunctionRuntime, Gateway, SigV4Verifier
 from devtools.template import (
     FUNCTION_ID,
@@ -64,6 +66,10 @@ REGION = "us-east-1"
 SECRET_NAME = "token-url/social-login-api-key"  # noqa: S105 - the secret's name, not a secret
 KEY_ALIAS = "alias/token-url-credentials"
 LOCAL_FUNCTION_NAME = "token-url-local"
+MOTO_COMPONENT = "moto (DynamoDB, KMS, Secrets Manager, EventBridge, SQS)"
+AUDIT_COMPONENT = f"audit events (SQS queue {AUDIT_QUEUE})"
+# Wide enough for the longest component name, so the URLs line up.
+COLUMN = len(MOTO_COMPONENT) + 1
 # The stack's AWS credentials: moto accepts any, and the gateway's IAM check verifies SigV4 with these.
 LOCAL_ACCESS_KEY_ID = "testing"
 LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105 - a local, well-known test credential
@@ -200,6 +206,10 @@ class LocalAws:
     """Environment variable name -> table name."""
     key_id: str
     """The credentials key's alias: a fixed name, so events/env.json can give it too."""
+    event_bus: str = AUDIT_BUS
+    """The audit event bus: a fixed name, so events/env.json can give it too."""
+    audit_queues: dict[str, str] = field(default_factory=dict)
+    """SQS queue name -> URL, for each queue the audit bus's rule delivers every event to."""
 
 
 def provision_aws(endpoint_url: str, template: Mapping[str, Any], api_key: str) -> LocalAws:
@@ -219,7 +229,12 @@ def provision_aws(endpoint_url: str, template: Mapping[str, Any], api_key: str) 
     key_arn = kms.create_key(Description="token-url local credentials key")["KeyMetadata"]["Arn"]
     with contextlib.suppress(kms.exceptions.AlreadyExistsException):
         kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=key_arn)
-    return LocalAws(endpoint_url=endpoint_url, tables=tables, key_id=KEY_ALIAS)
+    queues = provision_audit_bus(
+        session.client("events", endpoint_url=endpoint_url),
+        session.client("sqs", endpoint_url=endpoint_url),
+        queues=(AUDIT_QUEUE, DEMO_QUEUE),
+    )
+    return LocalAws(endpoint_url=endpoint_url, tables=tables, key_id=KEY_ALIAS, audit_queues=queues)
 
 
 def local_function_environment(
@@ -242,6 +257,7 @@ def local_function_environment(
         "PUBLIC_BASE_URL": config.public_base_url,
         "APP_URL": config.app_url,
         "CREDENTIALS_KEY_ID": aws.key_id,
+        "AUDIT_EVENT_BUS": aws.event_bus,
         "AWS_ENDPOINT_URL": aws.endpoint_url,
         **aws.tables,
         # ---- link confirmation
@@ -328,7 +344,8 @@ class LocalStack:
         moto_host, moto_port = self._moto.get_host_and_port()
         aws_endpoint = f"http://{moto_host}:{moto_port}"
         aws = provision_aws(aws_endpoint, template, config.api_key)
-        self.components.append(("moto (DynamoDB, KMS, Secrets Manager)", aws_endpoint))
+        self.components.append((MOTO_COMPONENT, aws_endpoint))
+        self.components.append((AUDIT_COMPONENT, aws.audit_queues[AUDIT_QUEUE]))
 
         emulator: IdentityCloudEmulator | None = None
         if config.needs_emulator:
@@ -374,6 +391,14 @@ class LocalStack:
             social_login_url=config.social_login_base_url or emulator_url or "",
             emulator=emulator if config.capture_base_url is None else None,
             app_origin=config.app_origin,
+            audit_feed=AuditFeed(
+                boto3.session.Session(
+                    aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+                    aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+                    region_name=REGION,
+                ).client("sqs", endpoint_url=aws_endpoint),
+                aws.audit_queues[DEMO_QUEUE],
+            ),
         )
         self._http.app = DispatcherMiddleware(gateway, {"/demo": demo}) if config.serves_demo else gateway
         self.components.append(("token URL API (local HTTP API gateway)", config.origin))
@@ -456,12 +481,12 @@ def main() -> int:
         if not stack.started:
             stack.stop()
     for name, url in stack.components:
-        print(f"{name:<40} {url}", flush=True)
+        print(f"{name:<{COLUMN}} {url}", flush=True)
     assert stack.config is not None
     if stack.seeded_events:
         print(
-            f"{'sample events (sam local invoke)':<40} events/*.json: {len(stack.seeded_events)} seeded, "
-            "each good for one run per start",
+            f"{'sample events (sam local invoke)':<{COLUMN}} "
+            f"events/*.json: {len(stack.seeded_events)} seeded, each good for one run per start",
             flush=True,
         )
     print(f"ready: open {stack.config.app_url} in a browser (Ctrl-C stops the stack)", flush=True)

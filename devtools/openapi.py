@@ -52,6 +52,7 @@ _IMPORT_ENVIRONMENT = {
     "NONCES_TABLE": "NoncesTable",
     "IDEMPOTENCY_TABLE": "IdempotencyTable",
     "CREDENTIALS_KEY_ID": "alias/token-url-credentials",
+    "AUDIT_EVENT_BUS": "token-url-audit",
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 
 # Before anything builds a boto3 client: fake credentials, a region, and no real endpoint.
 os.environ.update(
@@ -32,6 +33,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 from moto import mock_aws  # moto before the handler builds its clients
 
+from devtools.audit_events import AUDIT_BUS, AUDIT_QUEUE, drain, provision_audit_bus
 from devtools.template import create_tables, load_template
 from emulator import DEFAULT_API_KEY, IdentityCloudEmulator, serve
 from tests.leak_guard import LeakGuard, LogLines
@@ -76,6 +78,7 @@ def function_environment(emulator_url: str) -> dict[str, str]:
         "CREDENTIALS_KEY_ID": KEY_ALIAS,
         # Social Login's pages are on its own domain in production, not on the emulator's loopback port.
         "TOKEN_POST_ORIGINS": f"{PROVIDER_ORIGIN},{APP_ORIGIN}",
+        "AUDIT_EVENT_BUS": AUDIT_BUS,
         # Short upstream timeouts keep the slow-upstream tests fast.
         "UPSTREAM_CONNECT_TIMEOUT": "1",
         "UPSTREAM_READ_TIMEOUT": "1",
@@ -119,9 +122,17 @@ class Aws:
     kms: Any
     secrets: Any
     key_id: str
+    events: Any
+    sqs: Any
+    audit_queue_url: str
+    """The `token-url-audit` queue, subscribed to the audit bus as the local stack's is."""
 
     def items(self, table: str) -> list[dict[str, Any]]:
         return list(self.dynamodb.scan(TableName=table)["Items"])
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The audit events delivered since the last call, each the whole EventBridge event."""
+        return drain(self.sqs, self.audit_queue_url)
 
 
 @pytest.fixture(autouse=True)
@@ -147,6 +158,14 @@ def leak_guard(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
 
     monkeypatch.setattr(IdentityCloudEmulator, "issue_token", issuing)
     monkeypatch.setattr(IdentityCloudEmulator, "mint_access_token", minting)
+    make_api_call = BaseClient._make_api_call
+
+    def publishing(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "PutEvents":  # every audit event, as it leaves for EventBridge
+            guard.learn_published(params.get("Entries", []))
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", publishing)
     service_logger = logging.getLogger("token-url")
     powertools_handler = next(iter(service_logger.handlers), None)
     capture = LogLines(guard.log_lines, powertools_handler.formatter if powertools_handler else None)
@@ -183,8 +202,18 @@ def aws(app_module: ModuleType, template: dict[str, Any], leak_guard: LeakGuard)
         kms = boto3.client("kms")
         key_id = kms.create_key(Description="token-url test credentials key")["KeyMetadata"]["KeyId"]
         kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=key_id)
+        events, sqs = boto3.client("events"), boto3.client("sqs")
+        queues = provision_audit_bus(events, sqs, queues=(AUDIT_QUEUE,))
         app_module.api_key_source.clear_cache()
-        resources = Aws(dynamodb=dynamodb, kms=kms, secrets=secrets, key_id=key_id)
+        resources = Aws(
+            dynamodb=dynamodb,
+            kms=kms,
+            secrets=secrets,
+            key_id=key_id,
+            events=events,
+            sqs=sqs,
+            audit_queue_url=queues[AUDIT_QUEUE],
+        )
         yield resources
         app_module.api_key_source.clear_cache()
         for table in dynamodb.list_tables()["TableNames"]:

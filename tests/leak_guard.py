@@ -4,7 +4,8 @@ It learns the secrets a test uses as they come into being: the apiKeys, every So
 provider credential the emulator issues, every Registration access token it mints, and every
 session and browser cookie the function sets. At the end of the test it looks for each of them in
 every log line the function wrote, every trace annotation, everything printed (metrics included),
-every response body, and every stored item except the two KMS-encrypted fields. One hit fails the test.
+every response body, every audit event sent to EventBridge, and every stored item except the two
+KMS-encrypted fields. One hit fails the test.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class LeakGuard:
     bodies: list[str] = field(default_factory=list)
     items: list[str] = field(default_factory=list)
     printed: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
 
     def learn(self, *values: Any) -> None:
         for value in values:
@@ -68,6 +70,10 @@ class LeakGuard:
         self.bodies.append(str(response.get("body") or ""))
         self.bodies.append(json.dumps(response.get("headers") or {}))
 
+    def learn_published(self, entries: Iterable[Any]) -> None:
+        """The entries of a PutEvents call, as they leave for EventBridge."""
+        self.events.extend(json.dumps(entry, default=str) for entry in entries)
+
     def learn_items(self, items: Iterable[dict[str, Any]]) -> None:
         for item in items:
             self.items.append(
@@ -81,6 +87,7 @@ class LeakGuard:
             "response body": self.bodies,
             "stored item": self.items,
             "printed output": self.printed,
+            "published event": self.events,
         }
         found = []
         for place, texts in places.items():

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 
+from devtools.local_stack import AUDIT_COMPONENT, MOTO_COMPONENT
 from tests.support import StoredCookie, cookies_to_send, store_cookies
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -45,7 +46,12 @@ class RunningStack:
 
     @property
     def aws(self) -> str:
-        return self.components["moto (DynamoDB, KMS, Secrets Manager)"]
+        return self.components[MOTO_COMPONENT]
+
+    @property
+    def audit_queue(self) -> str:
+        """The `token-url-audit` SQS queue's URL at moto: every audit event the function publishes."""
+        return self.components[AUDIT_COMPONENT]
 
     @property
     def app_origin(self) -> str:

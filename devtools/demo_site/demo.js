@@ -127,6 +127,24 @@ async function refreshSession() {
   for (const button of document.querySelectorAll("#link-providers button")) {
     button.disabled = !session.capture;
   }
+  await refreshAuditEvents();
+}
+
+// The demo backend's copy of the audit events (events.json): what a subscriber to the bus receives.
+async function refreshAuditEvents() {
+  const reply = await call("events.json", {});
+  const body = document.querySelector("#audit-events tbody");
+  body.replaceChildren();
+  for (const event of (reply.body && reply.body.events) || []) {
+    const row = document.createElement("tr");
+    const detail = event.detail || {};
+    for (const value of [detail.time, event["detail-type"], detail.outcome, detail.provider, detail.identifier, detail.session]) {
+      const cell = document.createElement("td");
+      cell.textContent = value == null ? "" : String(value);
+      row.append(cell);
+    }
+    body.append(row);
+  }
 }
 
 async function startSocial(intent, provider) {

@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from api_key import ApiKeySource
+from audit import AuditTrail, request_caller
 from errors import ConfigurationProblem, ServiceUnavailable, SocialLoginError
 from flows import NotSignedIn, TokenOutcome, TokenUrlService
 from http_forms import InvalidForm, decode_body, parse_form, single_value
@@ -104,6 +105,14 @@ api_key_source = ApiKeySource(
     secret_id=settings.social_login_api_key_secret,
     max_age=settings.secret_max_age_seconds,
 )
+# Its own timeouts and no botocore retry: AuditTrail retries, within the deadline, after the outcome is set.
+_events_config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 1})
+audit_trail = AuditTrail(
+    client=boto3.client("events", config=_events_config),
+    bus_name=settings.audit_event_bus,
+    handle_key=api_key_source,
+    seconds_left=deadline.seconds_left,
+)
 service = TokenUrlService(
     settings=settings,
     client=IdentityCloudClient(
@@ -125,6 +134,7 @@ service = TokenUrlService(
     nonces=NonceStore(client=_dynamodb, table=settings.nonces_table),
     vault=Vault(kms_client=boto3.client("kms", config=_aws_config), key_id=settings.credentials_key_id),
     idempotency_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=_dynamodb),
+    audit=audit_trail,
 )
 
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -530,6 +540,7 @@ def _refuse_unsafe_request(event: APIGatewayProxyEventV2) -> dict[str, Any] | No
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service.register_context(context)
     deadline.context = context
+    audit_trail.register_caller(request_caller(event))
     headers = event.get("headers")
     if isinstance(headers, dict) and isinstance(headers.get("content-type"), str):
         # Media types are case-insensitive but Powertools compares them as written; parameters

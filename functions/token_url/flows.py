@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from audit import AuditEventType, AuditTrail
 from errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
 from identity_cloud import IdentityCloudClient
 from models import (
@@ -38,6 +39,7 @@ from models import (
     SocialProfile,
     TokenAttempt,
     TokenResult,
+    credential_provider,
 )
 from observability import count, count_outcome, logger
 from secure_values import digest, new_opaque_value, seal_session_id, unseal_session_id
@@ -128,6 +130,7 @@ class TokenUrlService:
         nonces: NonceStore,
         vault: Vault,
         idempotency_store: BasePersistenceLayer,
+        audit: AuditTrail,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -136,6 +139,7 @@ class TokenUrlService:
         self._sessions = sessions
         self._nonces = nonces
         self._vault = vault
+        self._audit = audit
         self._clock = clock
         self._sleep = sleep
         self._context: LambdaContext | None = None
@@ -343,6 +347,13 @@ class TokenUrlService:
             self._forget_session_key(nonce.session)  # rotation: the browser's previous session ends
         count("SignIns")
         logger.info("Signed in", extra={"provider": auth.profile.provider_name})
+        # Inside the idempotent flow: a replay returns the recorded result and publishes nothing.
+        self._audit.publish(
+            AuditEventType.SIGNED_IN,
+            provider=auth.profile.provider_name,
+            identifier=auth.profile.identifier,
+            session_pk=pk,
+        )
         return TokenResult(
             result=Result.SIGNED_IN,
             sealed_session=seal_session_id(session_id, token=attempt.token, browser=attempt.browser),
@@ -375,7 +386,7 @@ class TokenUrlService:
         try:
             self._client.link_account_native(token=token, access_token=access_token)
         except CaptureError as error:
-            return self._link_refused(error, session)
+            return self._link_refused(error, session, identifier, provider)
         # The link lives in Capture; the session's list is only what this browser is shown.
         try:
             self._sessions.add_linked(session.pk, identifier)
@@ -383,11 +394,23 @@ class TokenUrlService:
             logger.warning("Linked, but the session's list of links could not be updated")
         count("Links")
         logger.info("Linked", extra={"provider": provider})
+        self._audit.publish(
+            AuditEventType.LINKED, provider=provider, identifier=identifier, session_pk=session.pk
+        )
         return TokenResult(result=Result.LINKED)
 
-    def _link_refused(self, error: CaptureError, session: SessionRecord) -> TokenResult:
+    def _link_refused(
+        self, error: CaptureError, session: SessionRecord, identifier: str, provider: str | None
+    ) -> TokenResult:
         if error.code == CaptureError.UNIQUE_VIOLATION:
             count("LinkConflicts")
+            self._audit.publish(
+                AuditEventType.LINK_REFUSED,
+                outcome=ErrorCode.ALREADY_LINKED.value,
+                provider=provider,
+                identifier=identifier,
+                session_pk=session.pk,
+            )
             return TokenResult(error=ErrorCode.ALREADY_LINKED)
         if error.code in {CaptureError.INVALID_ACCESS_TOKEN, CaptureError.ACCESS_TOKEN_EXPIRED}:
             self._sessions.drop_capture_token(session.pk)
@@ -417,6 +440,12 @@ class TokenUrlService:
         except ConditionFailed:
             return TokenResult(error=ErrorCode.SESSION_EXPIRED)  # signed out during auth_info
         logger.info("Link awaits confirmation", extra={"provider": pending.provider})
+        self._audit.publish(
+            AuditEventType.LINK_CONFIRMATION_REQUESTED,
+            provider=pending.provider,
+            identifier=pending.identifier,
+            session_pk=session.pk,
+        )
         return TokenResult(result=Result.LINK_PENDING)
 
     def pending_link(self, session_id: str) -> PendingLinkView | None:
@@ -452,6 +481,12 @@ class TokenUrlService:
             return LinkConfirmation(error=ErrorCode.NO_PENDING_LINK)
         if not confirm:
             logger.info("Pending link cancelled", extra={"provider": pending.provider})
+            self._audit.publish(
+                AuditEventType.LINK_CANCELLED,
+                provider=pending.provider,
+                identifier=pending.identifier,
+                session_pk=claimed.pk,
+            )
             return LinkConfirmation(decision=LinkDecision.CANCELLED)
         now = self._now()
         if not pending.is_live(now):
@@ -483,6 +518,7 @@ class TokenUrlService:
         self._sessions.put(record)
         if previous_session_id:
             self._forget_session(previous_session_id)
+        self._audit.publish(AuditEventType.SESSION_CREATED, session_pk=pk)
         return NewSession(session_id=session_id, view=record.view(), expires_at=record.expires_at)
 
     def read_session(self, session_id: str) -> SessionView | None:
@@ -490,7 +526,12 @@ class TokenUrlService:
         return record.view() if record else None
 
     def sign_out(self, session_id: str) -> None:
-        self._sessions.delete(session_key(session_id))
+        pk = session_key(session_id)
+        ended = self._sessions.delete(pk)
+        if ended is not None and ended.is_live(self._now()):  # else nobody was signed in: nothing changed
+            self._audit.publish(
+                AuditEventType.SIGNED_OUT, provider=ended.provider, identifier=ended.identifier, session_pk=pk
+            )
 
     def _forget_session(self, session_id: str) -> None:
         self._forget_session_key(session_key(session_id))
@@ -507,3 +548,6 @@ class TokenUrlService:
 
     def store_credentials(self, *, identifier: str, token: str) -> None:
         self._client.add_or_update_access_token(identifier=identifier, token=token)
+        self._audit.publish(
+            AuditEventType.CREDENTIALS_STORED, provider=credential_provider(identifier), identifier=identifier
+        )

@@ -55,3 +55,12 @@ def fingerprint(value: str, *, salt: str) -> str:
     test a guessed token against a handle.
     """
     return hmac.new(salt.encode(), f"log:{value}".encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def session_handle(session_pk: str, *, key: str) -> str:
+    """The handle audit events name a session by: an HMAC of its stored key with a deployment secret.
+
+    Keyed by a secret (derived from the apiKey, as `fingerprint` is), so that neither the sessions
+    table nor a stolen cookie lets anyone without the secret compute a handle and find its events.
+    """
+    return hmac.new(key.encode(), f"audit-session:{session_pk}".encode(), hashlib.sha256).hexdigest()[:32]

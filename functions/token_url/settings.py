@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import iam_callers
 
 _LOOPBACK_HOSTS = {"localhost"}
+# An EventBridge bus name, or its ARN (PutEvents accepts either).
+_EVENT_BUS = (
+    r"^([A-Za-z0-9._/-]{1,256}"
+    r"|arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9._/-]{1,256})$"
+)
 
 
 class ConfigurationError(RuntimeError):
@@ -109,6 +114,7 @@ class Settings(BaseModel):
     nonces_table: str = Field(min_length=3, max_length=255)
     idempotency_table: str = Field(min_length=3, max_length=255)
     credentials_key_id: str = Field(min_length=1)
+    audit_event_bus: str = Field(pattern=_EVENT_BUS)
     session_ttl_seconds: int = Field(default=12 * 3600, ge=300, le=7 * 24 * 3600)
     token_url_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     replay_window_seconds: int = Field(default=600, ge=60, le=3600)

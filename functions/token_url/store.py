@@ -137,9 +137,14 @@ class SessionStore:
                 Item=_to_item(values),
             )
 
-    def delete(self, pk: str) -> None:
+    def delete(self, pk: str) -> SessionRecord | None:
+        """Delete a session; returns what it was (None if there was none), at no extra call."""
         with _dynamodb_call("delete_session"):
-            self._client.delete_item(TableName=self._table, Key={"pk": {"S": pk}})
+            reply = self._client.delete_item(
+                TableName=self._table, Key={"pk": {"S": pk}}, ReturnValues="ALL_OLD"
+            )
+        item = reply.get("Attributes")
+        return SessionRecord.model_validate(_from_item(item)) if item else None
 
     def drop_capture_token(self, pk: str) -> None:
         """Forget a Registration access token that Capture called invalid or expired."""

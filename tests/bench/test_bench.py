@@ -72,6 +72,7 @@ def test_each_flow_makes_exactly_the_calls_of_the_floor(quick_run: tuple[dict, s
         "dynamodb:PutItem": 2,
         "dynamodb:UpdateItem": 2,
         "kms:Encrypt": 1,
+        "events:PutEvents": 1,
     }
     assert calls["link"]["function"]["upstream"] == {"auth_info": 1, "link_account_native": 1}
     assert calls["link"]["function"]["aws"] == {
@@ -79,6 +80,7 @@ def test_each_flow_makes_exactly_the_calls_of_the_floor(quick_run: tuple[dict, s
         "dynamodb:PutItem": 1,
         "dynamodb:UpdateItem": 3,
         "kms:Decrypt": 1,
+        "events:PutEvents": 1,
     }
     assert calls["replay"]["function"] == {
         "aws": {"dynamodb:PutItem": 1},

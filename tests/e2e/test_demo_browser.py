@@ -103,6 +103,12 @@ class Demo:
     def outcome(self) -> str | None:
         return self.page.locator("#outcome").get_attribute("data-code")
 
+    def expect_last_audit_event(self, *texts: str) -> None:
+        """The newest row of the demo's audit events panel (its own SQS queue's copy of each event)."""
+        newest = self.page.get_by_test_id("audit-events").locator("tbody tr").first
+        for text in texts:
+            expect(newest).to_contain_text(text)
+
 
 def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: RunningStack) -> None:
     demo = Demo(page, local_stack)
@@ -119,6 +125,7 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     expect(page.get_by_test_id("session-identity")).to_have_text(
         f"Google: https://www.google.com/profile/{social_user}"
     )
+    demo.expect_last_audit_event("SignedIn", "signed_in", f"https://www.google.com/profile/{social_user}")
     demo.shot("signed-in")
 
     # A Registration account, then link a second provider's identity to it.
@@ -137,11 +144,15 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     assert demo.outcome() == "already_linked"
     expect(page.locator("#outcome")).to_contain_text("already linked to another account")
     expect(page.get_by_test_id("session-linked")).to_have_text("none")
+    demo.expect_last_audit_event(
+        "LinkRefused", "already_linked", f"https://www.facebook.com/profile/{shared_identity}"
+    )
     demo.shot("already-linked")
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_test_id("session-state")).to_have_text("Signed out.")
     assert demo.outcome() == "signed_out"
+    demo.expect_last_audit_event("SignedOut", "signed_out")
     demo.shot("signed-out-again")
 
     # The browser holds no session cookie any more; the binding cookie alone grants nothing.

@@ -1,8 +1,8 @@
 """The template's IAM policy grants exactly the AWS calls the function makes: nothing missing, nothing spare.
 
-Every route and outcome that reaches AWS is driven through lambda_handler while every botocore call is
-recorded (service, action, resource); the set is then compared with what the template's identity
-policies grant, resolved to the names the tests' resources have.
+Every route and outcome that reaches AWS (audit events included) is driven through lambda_handler while
+every botocore call is recorded (service, action, resource); the set is then compared with what the
+template's identity policies grant, resolved to the names the tests' resources have.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
+from devtools.audit_events import AUDIT_BUS
 from devtools.template import resources_of_type
 from emulator import Fault, IdentityCloudEmulator
 from tests.conftest import KEY_ALIAS, SECRET_NAME
@@ -33,6 +34,9 @@ def aws_calls(monkeypatch: pytest.MonkeyPatch, handler: Any) -> set[Call]:
     def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         prefix = client.meta.service_model.signing_name
         resource = params.get("TableName") or params.get("KeyId") or params.get("SecretId") or "*"
+        if operation == "PutEvents":
+            buses = {entry.get("EventBusName", "default") for entry in params["Entries"]}
+            resource = buses.pop() if len(buses) == 1 else str(sorted(buses))
         calls.add((f"{prefix}:{operation}", str(resource)))
         return original(client, operation, params)
 
@@ -46,6 +50,7 @@ def granted_calls(template: dict[str, Any]) -> set[Call]:
     names["CredentialsKey"] = KEY_ALIAS
     names["SocialLoginApiKeySecretArn"] = SECRET_NAME
     names[LOG_GROUP] = LOG_GROUP
+    names["AuditEventBus"] = AUDIT_BUS
     granted: set[Call] = set()
     for resource in template["Resources"].values():
         if resource["Type"] != "AWS::IAM::RolePolicy":

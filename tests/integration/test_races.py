@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import pytest
 import requests
 
 from emulator import Fault, IdentityCloudEmulator
@@ -45,6 +46,24 @@ def all_at_once(count: int, task: Callable[[], T]) -> list[T]:
     with ThreadPoolExecutor(max_workers=count) as pool:
         futures = [pool.submit(released) for _ in range(count)]
         return [future.result(timeout=60) for future in futures]
+
+
+@pytest.fixture(autouse=True)
+def one_dynamodb_call_at_a_time(app_module: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each DynamoDB call is atomic, as in DynamoDB; the threads still interleave between calls.
+
+    moto's in-process backend is not thread-safe (two updates of one item at once can fail inside moto),
+    which would be a failure of the test's stand-in, not of the flow under test.
+    """
+    client = app_module._dynamodb
+    lock = threading.Lock()
+    make_api_call = client._make_api_call
+
+    def atomic(operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return make_api_call(operation, params)
+
+    monkeypatch.setattr(client, "_make_api_call", atomic)
 
 
 def nonce_of(token_url: str) -> str:

@@ -7,13 +7,17 @@ import signal
 import uuid
 from urllib.parse import urlsplit
 
+import boto3
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from devtools.audit_events import drain
+from devtools.local_stack import AUDIT_COMPONENT, MOTO_COMPONENT
 from devtools.sam_events import load_events
 from emulator import DEFAULT_API_KEY
+from secure_values import digest, session_handle
 from tests.stack_support import HttpBrowser, RunningStack, outcome, port_is_closed, start_stack
 
 SESSION_COOKIE = "__Host-tu_session"
@@ -26,7 +30,8 @@ def unique(prefix: str) -> str:
 
 def test_the_stack_reports_each_component_and_is_healthy(local_stack: RunningStack) -> None:
     assert set(local_stack.components) == {
-        "moto (DynamoDB, KMS, Secrets Manager)",
+        MOTO_COMPONENT,
+        AUDIT_COMPONENT,
         "Identity Cloud emulator",
         "token URL API (local HTTP API gateway)",
         "demo site",
@@ -57,6 +62,35 @@ def test_sign_in_with_the_cross_site_token_post(local_stack: RunningStack) -> No
     view = browser.session().json()
     assert view["signed_in"] is True
     assert (view["provider"], view["identifier"]) == ("Google", f"https://www.google.com/profile/{user}")
+
+
+def test_a_sign_in_is_one_audit_event_in_the_token_url_audit_queue(local_stack: RunningStack) -> None:
+    browser = HttpBrowser(local_stack)
+    user = unique("audit")
+    identifier = f"https://www.google.com/profile/{user}"
+    post = browser.authenticate(browser.start("sign_in"), "google", user)
+    assert outcome(browser.post_token(post)) == {"result": "signed_in"}
+    # The demo shows it from its own queue...
+    demo = requests.get(local_stack.components["demo site"] + "events.json", timeout=10).json()
+    assert identifier in [event["detail"]["identifier"] for event in demo["events"]]
+    # ...and the developer's queue, read at moto's endpoint as anyone would, still holds it.
+    sqs = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).client("sqs", endpoint_url=local_stack.aws)
+    events = drain(sqs, local_stack.audit_queue)
+    [event] = [event for event in events if event["detail"]["identifier"] == identifier]
+    assert event["source"] == "token-url"
+    assert event["detail-type"] == "SignedIn"
+    detail = event["detail"]
+    assert (detail["outcome"], detail["provider"], detail["uuid"]) == ("signed_in", "Google", None)
+    assert detail["source_ip"] == "127.0.0.1"
+    assert detail["user_agent"].startswith("python-requests/")
+    assert detail["request_id"]
+    # The session's handle: an HMAC of its stored key with the deployment's secret (the apiKey here).
+    session_pk = digest("session", browser.jar[SESSION_COOKIE].value)
+    assert detail["session"] == session_handle(session_pk, key=DEFAULT_API_KEY)
+    message = json.dumps(event)
+    assert not [secret for secret in browser.seen_secrets if secret in message]
 
 
 def test_a_replayed_token_post_gets_the_same_outcome_and_session(local_stack: RunningStack) -> None:

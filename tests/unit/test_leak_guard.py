@@ -11,7 +11,7 @@ from tests.leak_guard import LeakGuard
 SECRET = "EAAB0123456789secret"
 
 
-@pytest.mark.parametrize("place", ["log_lines", "annotations", "bodies", "items", "printed"])
+@pytest.mark.parametrize("place", ["log_lines", "annotations", "bodies", "items", "printed", "events"])
 def test_a_secret_anywhere_is_found(place: str) -> None:
     guard = LeakGuard()
     guard.learn(SECRET)
@@ -19,6 +19,31 @@ def test_a_secret_anywhere_is_found(place: str) -> None:
     [found] = guard.leaks()
     assert "EAAB…" in found
     assert SECRET not in found  # the report does not leak it either
+
+
+def test_a_secret_in_a_published_audit_event_is_found() -> None:
+    guard = LeakGuard()
+    guard.learn(SECRET)
+    guard.learn_published(
+        [{"Source": "token-url", "DetailType": "SignedIn", "Detail": '{"outcome": "signed_in"}'}]
+    )
+    assert guard.leaks() == []
+    guard.learn_published([{"Source": "token-url", "Detail": f'{{"user_agent": "{SECRET}"}}'}])
+    [found] = guard.leaks()
+    assert "published event" in found
+
+
+def test_the_guard_every_test_runs_under_sees_what_is_sent_to_eventbridge(leak_guard: LeakGuard) -> None:
+    import boto3  # noqa: PLC0415 - after conftest set the fake credentials
+    from moto import mock_aws  # noqa: PLC0415
+
+    leak_guard.learn(SECRET)
+    with mock_aws():
+        boto3.client("events").put_events(
+            Entries=[{"Source": "token-url", "DetailType": "SignedIn", "Detail": f'{{"x": "{SECRET}"}}'}]
+        )
+    assert len(leak_guard.leaks()) == 1
+    leak_guard.events.clear()  # this test leaked on purpose
 
 
 def test_encrypted_fields_and_short_values_are_not_leaks() -> None:

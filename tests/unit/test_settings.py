@@ -29,6 +29,7 @@ VALID_ENV: dict[str, str] = {
     "NONCES_TABLE": "NoncesTable",
     "IDEMPOTENCY_TABLE": "IdempotencyTable",
     "CREDENTIALS_KEY_ID": "alias/token-url-credentials",
+    "AUDIT_EVENT_BUS": "token-url-audit",
 }
 REQUIRED = sorted(VALID_ENV)
 
@@ -63,6 +64,7 @@ def test_full_environment_gives_every_value_and_the_defaults() -> None:
     assert settings.nonces_table == "NoncesTable"
     assert settings.idempotency_table == "IdempotencyTable"
     assert settings.credentials_key_id == "alias/token-url-credentials"
+    assert settings.audit_event_bus == "token-url-audit"
     assert settings.session_ttl_seconds == 12 * 3600
     assert settings.token_url_ttl_seconds == 600
     assert settings.replay_window_seconds == 600
@@ -105,6 +107,9 @@ def test_every_field_without_default_is_in_the_required_list() -> None:
         ("CAPTURE_CLIENT_ID", "short", "should match pattern"),
         ("CAPTURE_LOCALE", "english", "should match pattern"),
         ("SESSIONS_TABLE", "ab", "at least 3 characters"),
+        ("AUDIT_EVENT_BUS", "", "should match pattern"),
+        ("AUDIT_EVENT_BUS", "token url audit", "should match pattern"),
+        ("AUDIT_EVENT_BUS", "arn:aws:sqs:us-east-1:123456789012:token-url-audit", "should match pattern"),
     ],
 )
 def test_malformed_value_names_the_variable(variable: str, value: str, reason: str) -> None:
@@ -377,3 +382,10 @@ def test_link_confirmation_seconds_beyond_its_bounds_is_refused(value: str, reas
     message = config_error(LINK_CONFIRMATION="on", LINK_CONFIRMATION_SECONDS=value)
     assert message.startswith("configuration error: LINK_CONFIRMATION_SECONDS ")
     assert reason in message
+
+
+@pytest.mark.parametrize(
+    "value", ["token-url-audit", "arn:aws:events:eu-west-1:123456789012:event-bus/token-url-audit"]
+)
+def test_audit_event_bus_is_a_bus_name_or_its_arn(value: str) -> None:
+    assert Settings.from_environ(env(AUDIT_EVENT_BUS=value)).audit_event_bus == value

@@ -166,7 +166,8 @@ def test_session_put_get_delete(sessions: SessionStore) -> None:
 
     assert sessions.get("session-pk", now=NOW) == record
 
-    sessions.delete("session-pk")
+    # What was deleted comes back (the sign-out's audit event names who it was), in the same call.
+    assert sessions.delete("session-pk") == record
 
     assert sessions.get("session-pk", now=NOW) is None
 
@@ -197,7 +198,7 @@ def test_get_of_an_expired_session_is_none_even_before_ttl_deletes_it(
 
 
 def test_delete_of_an_unknown_session_is_a_no_op(sessions: SessionStore) -> None:
-    sessions.delete("unknown-pk")
+    assert sessions.delete("unknown-pk") is None
 
     assert sessions.get("unknown-pk", now=NOW) is None
 

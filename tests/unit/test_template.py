@@ -47,6 +47,7 @@ FUNCTION_ENV = {
     "NONCES_TABLE",
     "IDEMPOTENCY_TABLE",
     "CREDENTIALS_KEY_ID",
+    "AUDIT_EVENT_BUS",
     # Read by botocore, not Settings; absent when deployed (test_local_aws_endpoint_is_absent_when_deployed).
     "AWS_ENDPOINT_URL",
     "CREDENTIALS_CALLERS",
@@ -64,7 +65,7 @@ TABLES = {
     "NoncesTable": ("pk", "expires_at", "NONCES_TABLE"),
     "IdempotencyTable": ("id", "expiration", "IDEMPOTENCY_TABLE"),
 }
-GUARDED_SERVICES = ("dynamodb:", "kms:", "secretsmanager:", "logs:")
+GUARDED_SERVICES = ("dynamodb:", "kms:", "secretsmanager:", "logs:", "events:")
 
 
 @pytest.fixture(scope="module")
@@ -436,6 +437,9 @@ def test_iam_grants_only_to_the_function_resources(template: dict[str, Any]) -> 
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }
+    # Audit events go to the stack's own bus, never the account's default one.
+    assert granted["events:PutEvents"] == [{"Fn::GetAtt": ["AuditEventBus", "Arn"]}]
+    assert not any(action.startswith("events:") and action != "events:PutEvents" for action in granted)
 
 
 def test_the_log_permissions_name_the_group_the_function_logs_to(template: dict[str, Any]) -> None:
@@ -589,6 +593,12 @@ def test_alarms(template: dict[str, Any]) -> None:
     assert metrics[("AWS/Lambda", "Throttles")] == function_dimension
     assert metrics[("TokenUrl", "UpstreamErrors")] == service_dimension
     assert metrics[("TokenUrl", "RejectedTokens")] == service_dimension
+    assert metrics[("TokenUrl", "AuditEventsLost")] == service_dimension
+    lost = resources(template)["AuditEventsLostAlarm"]["Properties"]
+    # One lost event is one too many: it must be replayed from its ERROR line.
+    assert lost["Threshold"] == 1
+    assert lost["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert lost["Statistic"] == "Sum"
 
 
 def test_outputs(template: dict[str, Any]) -> None:
@@ -609,6 +619,31 @@ def test_outputs(template: dict[str, Any]) -> None:
     route_arn = outputs["CredentialsRouteArn"]["Value"]["Fn::Sub"]
     assert route_arn.endswith(":${HttpApi}/$default/POST/credentials")
     assert route_arn.startswith("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:")
+    assert outputs["AuditEventBusName"]["Value"] == {"Ref": "AuditEventBus"}
+    assert outputs["AuditEventBusArn"]["Value"] == {"Fn::GetAtt": ["AuditEventBus", "Arn"]}
+
+
+# ---------------------------------------------------------------- audit events
+
+
+def test_audit_events_go_to_a_custom_bus_named_for_the_function(template: dict[str, Any]) -> None:
+    bus = resources(template)["AuditEventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-audit"}
+    assert tpl.function_environment(template)["AUDIT_EVENT_BUS"] == {"Ref": "AuditEventBus"}
+
+
+def test_audit_events_are_archived_for_the_retention_parameter(template: dict[str, Any]) -> None:
+    archive = resources(template)["AuditEventArchive"]
+    assert archive["Type"] == "AWS::Events::Archive"
+    properties = archive["Properties"]
+    assert properties["SourceArn"] == {"Fn::GetAtt": ["AuditEventBus", "Arn"]}
+    assert properties["EventPattern"] == {"source": ["token-url"]}
+    assert properties["RetentionDays"] == {"Ref": "AuditArchiveRetentionDays"}
+    retention = template["Parameters"]["AuditArchiveRetentionDays"]
+    assert retention["Type"] == "Number"
+    # Never 0, which EventBridge reads as "keep forever": the events hold personal data.
+    assert 1 <= retention["MinValue"] <= retention["Default"] <= retention["MaxValue"]
 
 
 def test_every_reference_resolves(template: dict[str, Any]) -> None:
