@@ -34,7 +34,7 @@ from devtools.local_stack import (
 )
 from devtools.template import load_template
 from emulator import DEFAULT_API_KEY, DEFAULT_CLIENT_ID, DEFAULT_FLOW, DEFAULT_FLOW_VERSION, DEFAULT_LOCALE
-from tests.support import APP_URL, PUBLIC_BASE_URL
+from tests.support import APP_URL, PROVIDER_ORIGIN, PUBLIC_BASE_URL
 
 FUNCTION_DIR = pathlib.Path(__file__).resolve().parent.parent / "functions" / "token_url"
 STARTUP_SECONDS = 30.0
@@ -149,6 +149,8 @@ def running_world(runtime: Runtime | None = None) -> Iterator[World]:
                 "CAPTURE_FLOW": DEFAULT_FLOW,
                 "CAPTURE_FLOW_VERSION": DEFAULT_FLOW_VERSION,
                 "CAPTURE_LOCALE": DEFAULT_LOCALE,
+                # The journeys post tokens with the Origin of Social Login's pages, not the emulator's.
+                "TOKEN_POST_ORIGINS": PROVIDER_ORIGIN,
             }
         )
         environment = dict(os.environ)

@@ -272,9 +272,11 @@ class Soak:
             self.calls.flow = "-"
 
     def clean_out_of_process_state(self) -> None:
-        """What lives outside a Lambda container in production: DynamoDB's items and Identity Cloud's."""
+        """What lives outside a Lambda container in production: DynamoDB's items, Identity Cloud's, and the
+        audit events waiting in their queue (read here, as their subscriber would)."""
         self.forget_everyone()
         self.emulator.reset()
+        self.aws.audit_events()
         dynamodb = self.aws.dynamodb
         for table in TABLES:
             key_schema = dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
