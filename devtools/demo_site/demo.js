@@ -86,7 +86,7 @@ async function showPendingLink() {
   document.getElementById("confirm-provider").textContent = pending.provider;
   document.getElementById("confirm-name").textContent = pending.display_name || "(none given)";
   document.getElementById("confirm-identifier").textContent = pending.identifier;
-  document.getElementById("confirm-expires").textContent = new Date(pending.expires_at).toLocaleTimeString();
+  document.getElementById("confirm-expires").textContent = pending.expires_at;
   document.getElementById("confirm-panel").hidden = false;
 }
 
@@ -138,9 +138,14 @@ async function refreshAuditEvents() {
   for (const event of (reply.body && reply.body.events) || []) {
     const row = document.createElement("tr");
     const detail = event.detail || {};
-    for (const value of [detail.time, event["detail-type"], detail.outcome, detail.provider, detail.identifier, detail.session]) {
+    const cells = [
+      [detail.time, false], [event["detail-type"], false], [detail.outcome, false],
+      [detail.provider, false], [detail.identifier, true], [detail.session, true],
+    ];
+    for (const [value, long] of cells) {
       const cell = document.createElement("td");
       cell.textContent = value == null ? "" : String(value);
+      if (long) cell.className = "long";
       row.append(cell);
     }
     body.append(row);
