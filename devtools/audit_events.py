@@ -32,6 +32,9 @@ def provision_audit_bus(
     """Create the bus, its rule and one target queue per name (reused if they exist): name -> queue URL."""
     with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
         events.create_event_bus(Name=bus)
+    queues = tuple(queues)
+    if not queues:
+        return {}  # a bus without subscribers: it takes every event and delivers none
     events.put_rule(
         Name=AUDIT_RULE, EventBusName=bus, EventPattern=json.dumps(EVENT_PATTERN), State="ENABLED"
     )

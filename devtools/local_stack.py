@@ -28,7 +28,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -212,8 +212,17 @@ class LocalAws:
     """SQS queue name -> URL, for each queue the audit bus's rule delivers every event to."""
 
 
-def provision_aws(endpoint_url: str, template: Mapping[str, Any], api_key: str) -> LocalAws:
-    """Create the template's tables, the apiKey secret and the credentials key in the local moto."""
+def provision_aws(
+    endpoint_url: str,
+    template: Mapping[str, Any],
+    api_key: str,
+    *,
+    audit_queues: Iterable[str] = (AUDIT_QUEUE, DEMO_QUEUE),
+) -> LocalAws:
+    """Create the tables, the apiKey secret, the credentials key and the audit bus in the local moto.
+
+    The bus's rule delivers every event to each of `audit_queues`; with none, it keeps no rule.
+    """
     session = boto3.session.Session(
         aws_access_key_id=LOCAL_ACCESS_KEY_ID,
         aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
@@ -232,7 +241,7 @@ def provision_aws(endpoint_url: str, template: Mapping[str, Any], api_key: str) 
     queues = provision_audit_bus(
         session.client("events", endpoint_url=endpoint_url),
         session.client("sqs", endpoint_url=endpoint_url),
-        queues=(AUDIT_QUEUE, DEMO_QUEUE),
+        queues=audit_queues,
     )
     return LocalAws(endpoint_url=endpoint_url, tables=tables, key_id=KEY_ALIAS, audit_queues=queues)
 
