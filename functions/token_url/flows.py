@@ -83,6 +83,16 @@ def _provider_host(identifier: str) -> str:
     return urlsplit(identifier).hostname or identifier
 
 
+def _dependency_failure(what: str, error: ServiceUnavailable | ConfigurationProblem) -> ErrorCode:
+    """Log and count a dependency that failed or refused our settings; the code the user is given."""
+    count("UpstreamErrors")
+    if isinstance(error, ServiceUnavailable):
+        logger.error(f"{what}: a service is unavailable", extra={"dependency": error.service})
+        return ErrorCode.SERVICE_UNAVAILABLE
+    logger.error(f"{what}: configuration refused", extra={"dependency": error.service})
+    return ErrorCode.CONFIGURATION_ERROR
+
+
 class NotSignedIn(Exception):
     """A link was asked for by a browser whose session holds no Registration access token."""
 
@@ -211,14 +221,9 @@ class TokenUrlService:
         self._finished.result = None
         try:
             result = self._complete_waiting_for_duplicates(attempt)
-        except ServiceUnavailable as error:
-            logger.error("Token not completed: a service is unavailable", extra={"dependency": error.service})
-            count("UpstreamErrors")
-            return self._counted(TokenOutcome(result=None, error=ErrorCode.SERVICE_UNAVAILABLE))
-        except ConfigurationProblem as error:
-            logger.error("Token not completed: configuration refused", extra={"dependency": error.service})
-            count("UpstreamErrors")
-            return self._counted(TokenOutcome(result=None, error=ErrorCode.CONFIGURATION_ERROR))
+        except (ServiceUnavailable, ConfigurationProblem) as error:
+            code = _dependency_failure("Token not completed", error)
+            return self._counted(TokenOutcome(result=None, error=code))
         except IdempotencyPersistenceLayerError:
             count("UpstreamErrors")
             result = self._finished.result
@@ -458,18 +463,8 @@ class TokenUrlService:
         """Link or drop the session's pending link; it is removed first, so it is used at most once."""
         try:
             outcome = self._decide_pending_link(session_id, confirm=confirm)
-        except ServiceUnavailable as error:
-            logger.error(
-                "Pending link not decided: a service is unavailable", extra={"dependency": error.service}
-            )
-            count("UpstreamErrors")
-            outcome = LinkConfirmation(error=ErrorCode.SERVICE_UNAVAILABLE)
-        except ConfigurationProblem as error:
-            logger.error(
-                "Pending link not decided: configuration refused", extra={"dependency": error.service}
-            )
-            count("UpstreamErrors")
-            outcome = LinkConfirmation(error=ErrorCode.CONFIGURATION_ERROR)
+        except (ServiceUnavailable, ConfigurationProblem) as error:
+            outcome = LinkConfirmation(error=_dependency_failure("Pending link not decided", error))
         label = outcome.decision or outcome.error
         count_outcome("link", label.value if label else "unknown")
         return outcome
