@@ -64,9 +64,11 @@ def ratio_interval(values: list[float], floors: list[float], resamples: int = 20
 
 
 def largest_imports(world: World) -> list[dict[str, Any]]:
-    """`python -X importtime` of `import app`: self time summed by top-level package, largest first."""
+    """`python -X importtime` of `import token_url.app`: self time summed by top-level package."""
     _, stderr = run_json(
-        world, ["-c", "import app, json; print(json.dumps(None))"], python_flags=["-X", "importtime"]
+        world,
+        ["-c", "import token_url.app, json; print(json.dumps(None))"],
+        python_flags=["-X", "importtime"],
     )
     by_package: dict[str, int] = defaultdict(int)
     modules: dict[str, int] = defaultdict(int)

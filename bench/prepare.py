@@ -10,11 +10,11 @@ import json
 import os
 import sys
 
-import app
 from bench.admin import EmulatorAdmin
 from bench.bare import BareHandler
 from bench.journeys import bare_person, token_post
 from tests.support import Browser
+from token_url import app
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ def main() -> None:
         print(json.dumps({"init": (time.perf_counter() - started) * 1000}))
         return
     if mode == "app":
-        import app
+        from token_url import app
 
         handler = app.lambda_handler
     else:

@@ -30,10 +30,9 @@ aws_calls.install()  # before the handler builds its clients, so they carry the 
 import requests  # noqa: E402
 from botocore.client import BaseClient  # noqa: E402
 
-import app  # noqa: E402
-import observability  # noqa: E402
 from bench.bare import BareHandler  # noqa: E402
 from bench.journeys import FLOWS, Journeys, Timed, bare_person, token_post  # noqa: E402
+from token_url import app, observability  # noqa: E402
 
 Report = dict[str, Any]
 

@@ -36,7 +36,7 @@ from devtools.template import load_template
 from emulator import DEFAULT_API_KEY, DEFAULT_CLIENT_ID, DEFAULT_FLOW, DEFAULT_FLOW_VERSION, DEFAULT_LOCALE
 from tests.support import APP_URL, PROVIDER_ORIGIN, PUBLIC_BASE_URL
 
-FUNCTION_DIR = pathlib.Path(__file__).resolve().parent.parent / "functions" / "token_url"
+PACKAGE_DIR = pathlib.Path(__file__).resolve().parent.parent / "functions" / "token_url" / "token_url"
 STARTUP_SECONDS = 30.0
 
 
@@ -66,8 +66,7 @@ def compiled_function(python: pathlib.Path) -> Iterator[pathlib.Path]:
     """
     with tempfile.TemporaryDirectory(prefix="bench-function-") as directory:
         target = pathlib.Path(directory)
-        for module in FUNCTION_DIR.glob("*.py"):
-            shutil.copy2(module, target / module.name)
+        shutil.copytree(PACKAGE_DIR, target / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__"))
         compiled = subprocess.run(  # noqa: S603 - the benchmark's interpreter, fixed arguments
             [str(python), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(target)],
             capture_output=True,

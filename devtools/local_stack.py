@@ -374,10 +374,10 @@ class LocalStack:
 
         os.environ.update(process_environment(aws_endpoint))
         os.environ.update(local_function_environment(template, config, aws, emulator_url))
-        from settings import ConfigurationError  # noqa: PLC0415 - the function's modules, once on the path
+        from token_url.settings import ConfigurationError  # noqa: PLC0415 - the function's modules, once on the path
 
         try:
-            import app  # noqa: PLC0415 - the function reads its environment at import, as in a Lambda init
+            from token_url import app  # noqa: PLC0415 - the function reads its environment at import, as in a Lambda init
         except ConfigurationError as exc:
             raise StackError(f"the function refused its settings: {exc}") from exc
 

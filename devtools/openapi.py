@@ -68,9 +68,9 @@ def function_resolver() -> APIGatewayHttpResolver:
     placeholders, so call it in a process of its own (as the CLI and the tests do) unless the caller
     has already imported `app` with its real settings.
     """
-    if "app" not in sys.modules:
+    if "token_url.app" not in sys.modules:
         os.environ.update(_IMPORT_ENVIRONMENT)
-    import app  # noqa: PLC0415 - the function reads its settings at import, so after the environment is set
+    from token_url import app  # noqa: PLC0415 - the function reads its settings at import, so after the environment is set
 
     return app.app
 

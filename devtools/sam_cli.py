@@ -37,7 +37,7 @@ REQUIREMENTS_PATH = REPO_ROOT / "functions" / "token_url" / "requirements.txt"
 PYPROJECT_PATH = REPO_ROOT / "pyproject.toml"
 
 RUNTIME_SDK = frozenset({"boto3", "botocore", "s3transfer", "python-dateutil", "six"})
-"""The distributions the Lambda python3.13 runtime provides (/var/runtime, after /var/task on sys.path),
+"""The distributions the Lambda python3.13 runtime provides (/var/runtime, after /var/task on the path),
 which the artifact leaves out."""
 RUNTIME_SDK_MODULES = frozenset({"boto3", "botocore", "s3transfer", "dateutil", "six"})
 """The top-level modules of RUNTIME_SDK."""

@@ -20,11 +20,11 @@ from urllib.parse import parse_qs
 
 from emulator import PROVIDERS, IdentityCloudEmulator
 from emulator.profiles import identifier_for
-from flows import CAPTURE_TOKEN_FIELD, session_key
-from models import Intent, NonceRecord, SessionRecord
-from secure_values import digest
-from store import NonceStore, SessionStore
-from vault import Vault
+from token_url.flows import CAPTURE_TOKEN_FIELD, session_key
+from token_url.models import Intent, NonceRecord, SessionRecord
+from token_url.secure_values import digest
+from token_url.store import NonceStore, SessionStore
+from token_url.vault import Vault
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

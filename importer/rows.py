@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from models import SUPPORTED_CREDENTIAL_PROVIDERS, CredentialsRequest
+from token_url.models import SUPPORTED_CREDENTIAL_PROVIDERS, CredentialsRequest
 
 MIN_TOKEN_LENGTH = 8
 CSV_FIELDS = ("identifier", "token")

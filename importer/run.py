@@ -27,8 +27,8 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from errors import ConfigurationProblem, ServiceUnavailable, SocialLoginError
 from importer.rows import Row
+from token_url.errors import ConfigurationProblem, ServiceUnavailable, SocialLoginError
 
 # Beyond the shared configuration codes: 0 (missing parameter) can only be our own bug, for every row.
 STOPPING_CODES = SocialLoginError.CONFIGURATION_CODES | {SocialLoginError.MISSING_PARAMETER}

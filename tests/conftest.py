@@ -106,7 +106,7 @@ def emulator(emulator_server: Any) -> Iterator[IdentityCloudEmulator]:
 @pytest.fixture(scope="session")
 def app_module(emulator_server: Any) -> ModuleType:
     os.environ.update(function_environment(emulator_server.url))
-    import app  # noqa: PLC0415 - the handler reads its settings at import, so after the env is set
+    from token_url import app  # noqa: PLC0415 - the handler reads its settings at import, so after the env is set
 
     return app
 
@@ -174,8 +174,8 @@ def leak_guard(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
     library_capture = LogLines(guard.log_lines, None)
     library_capture.addFilter(lambda record: record.name != "token-url")
     logging.getLogger().addHandler(library_capture)
-    if "observability" in sys.modules:  # the function's modules are imported by the tests that use them
-        span = sys.modules["observability"].Span
+    if "token_url.observability" in sys.modules:  # imported by the tests that use the function
+        span = sys.modules["token_url.observability"].Span
         outcome = span.outcome
 
         def annotating(self: Any, value: str) -> None:

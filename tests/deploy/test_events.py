@@ -22,7 +22,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model
 
-from devtools import FUNCTION_DIR
 from devtools.local_stack import KEY_ALIAS, LocalAws, StackConfig, local_function_environment
 from devtools.sam_cli import sam_environment, sam_executable
 from devtools.sam_events import (
@@ -38,10 +37,10 @@ from devtools.sam_events import (
 )
 from devtools.template import FUNCTION_ID, function_environment, table_env_vars
 from emulator import DEFAULT_API_KEY, EmulatorServer, IdentityCloudEmulator, serve
-from models import Intent
-from secure_values import digest
 from tests.conftest import SECRET_NAME, Aws
 from tests.support import FakeLambdaContext
+from token_url.models import Intent
+from token_url.secure_values import digest
 
 # Every event file, and the test below that checks its outcome.
 EVENT_NAMES = {
@@ -95,7 +94,7 @@ def sam_local_app(
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     try:
-        spec = importlib.util.spec_from_file_location("app_as_sam_local_invoke", FUNCTION_DIR / "app.py")
+        spec = importlib.util.spec_from_file_location("app_as_sam_local_invoke", app_module.__file__)
         assert spec is not None
         assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)

@@ -236,7 +236,7 @@ def test_artifact_zipped_size_is_within_budget(artifact: pathlib.Path, record_pr
 
 IMPORT_CHECK = """
 import json, sys, sysconfig
-import app
+from token_url import app
 import aws_xray_sdk.core  # the [tracer] extra
 import boto3, botocore, jmespath, pydantic, pydantic_core, requests, urllib3
 

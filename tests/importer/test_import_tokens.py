@@ -500,7 +500,7 @@ def rows(count: int) -> list[Row]:
 
 
 def test_one_rows_surprise_does_not_lose_the_other_answers() -> None:
-    from errors import SocialLoginError  # noqa: PLC0415 - the function's module
+    from token_url.errors import SocialLoginError  # noqa: PLC0415 - the function's module
 
     def send(row_identifier: str, row_token: str) -> None:
         if row_identifier == identifier(1):
@@ -522,7 +522,7 @@ def test_one_rows_surprise_does_not_lose_the_other_answers() -> None:
 
 
 def test_code_zero_stops_the_run() -> None:
-    from errors import SocialLoginError  # noqa: PLC0415
+    from token_url.errors import SocialLoginError  # noqa: PLC0415
 
     sent: list[str] = []
 

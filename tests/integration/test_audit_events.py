@@ -17,11 +17,8 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
-from audit import LOST_METRIC, MAX_ATTEMPTS
 from devtools.audit_events import AUDIT_BUS
 from emulator import IdentityCloudEmulator
-from flows import session_key
-from secure_values import session_handle
 from tests.conftest import API_KEY, Aws, LogCapture
 from tests.integration.flows_support import (
     FACEBOOK_ID,
@@ -32,6 +29,9 @@ from tests.integration.flows_support import (
     sign_in_to_registration,
 )
 from tests.support import Browser, FakeLambdaContext, http_event
+from token_url.audit import LOST_METRIC, MAX_ATTEMPTS
+from token_url.flows import session_key
+from token_url.secure_values import session_handle
 
 SOURCE_IP = "203.0.113.7"  # tests.support.http_event's
 USER_AGENT = "pytest-browser"

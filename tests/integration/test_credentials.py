@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from emulator import Fault
-from settings import Settings
 from tests.conftest import LogCapture
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID
 from tests.support import Browser, http_event
+from token_url.settings import Settings
 
 
 def _store(browser: Browser, payload: Any, *, content_type: str = "application/json") -> Any:

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from api_key import ApiKeySource
-from errors import ConfigurationProblem, ServiceUnavailable
+from token_url.api_key import ApiKeySource
+from token_url.errors import ConfigurationProblem, ServiceUnavailable
 
 SECRET = "token-url/social-login-api-key"
 KEY = "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-import audit
-from audit import AuditDetail, AuditEventType, AuditTrail, Caller, request_caller
-from errors import ServiceUnavailable
-from secure_values import digest, session_handle
+from token_url import audit
+from token_url.audit import AuditDetail, AuditEventType, AuditTrail, Caller, request_caller
+from token_url.errors import ServiceUnavailable
+from token_url.secure_values import digest, session_handle
 
 KEY = "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"
 ACCEPTED = {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from http_forms import MAX_FIELDS, MAX_FORM_BYTES, InvalidForm, decode_body, parse_form, single_value
+from token_url.http_forms import (
+    MAX_FIELDS,
+    MAX_FORM_BYTES,
+    InvalidForm,
+    decode_body,
+    parse_form,
+    single_value,
+)
 
 URLENCODED = "application/x-www-form-urlencoded"
 BOUNDARY = "----TokenUrlBoundary7MA4YWxk"

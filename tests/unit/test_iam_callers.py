@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from iam_callers import allowed
+from token_url.iam_callers import allowed
 
 ROLE = "arn:aws:iam::123456789012:role/service/importer"
 USER = "arn:aws:iam::123456789012:user/importer-user"

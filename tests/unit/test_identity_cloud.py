@@ -10,11 +10,11 @@ import pytest
 import requests
 
 from emulator import EmulatorServer, Fault, IdentityCloudEmulator, serve
-from errors import CaptureError, ServiceUnavailable, SocialLoginError
-from identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
 from tests.conftest import API_KEY as KEY
 from tests.conftest import CLIENT_ID, FLOW, FLOW_VERSION, LOCALE
 from tests.conftest import EMULATOR_DEFAULTS as EMULATOR_SETTINGS
+from token_url.errors import CaptureError, ServiceUnavailable, SocialLoginError
+from token_url.identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
 
 REDIRECT_URI = "https://app.example.test/"
 TOKEN_URL = "https://api.example.test/token?nonce=n0nce"

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from secure_values import digest, fingerprint, new_opaque_value, seal_session_id, unseal_session_id
+from token_url.secure_values import digest, fingerprint, new_opaque_value, seal_session_id, unseal_session_id
 
 URL_SAFE_43 = re.compile(r"^[A-Za-z0-9_-]{43}$")
 TOKEN = "0123456789abcdef0123456789abcdef01234567"

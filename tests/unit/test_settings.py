@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import ConfigurationError, Settings
+from token_url.settings import ConfigurationError, Settings
 
 FUNCTION_DIR = Path(__file__).resolve().parents[2] / "functions" / "token_url"
 
@@ -229,7 +229,7 @@ def test_import_of_the_handler_without_app_url_stops_with_one_line_naming_it() -
     del child_env["APP_URL"]
 
     completed = subprocess.run(
-        [sys.executable, "-c", "import app"],
+        [sys.executable, "-c", "import token_url.app"],
         cwd=FUNCTION_DIR,
         env=child_env,
         capture_output=True,
@@ -251,7 +251,7 @@ def test_import_of_the_handler_without_app_url_stops_with_one_line_naming_it() -
 
 
 def test_replay_window_shorter_than_the_token_url_lifetime_is_refused() -> None:
-    from settings import ConfigurationError, Settings  # noqa: PLC0415
+    from token_url.settings import ConfigurationError, Settings  # noqa: PLC0415
 
     env = dict(VALID_ENV)
     env.update({"TOKEN_URL_TTL_SECONDS": "900", "REPLAY_WINDOW_SECONDS": "600"})

@@ -172,7 +172,7 @@ def test_globals(template: dict[str, Any]) -> None:
 def test_function_code_and_handler(template: dict[str, Any]) -> None:
     properties = function(template)
     assert properties["CodeUri"] == "../functions/token_url/"
-    assert properties["Handler"] == "app.lambda_handler"
+    assert properties["Handler"] == "token_url.app.lambda_handler"
     assert properties["Role"] == {"Fn::GetAtt": ["TokenUrlFunctionRole", "Arn"]}
     assert (REPO / "infra" / properties["CodeUri"]).resolve() == REPO / "functions" / "token_url"
 
@@ -201,7 +201,7 @@ def test_function_environment_values(template: dict[str, Any]) -> None:
 
 
 def test_link_confirmation_parameters_reach_the_function(template: dict[str, Any]) -> None:
-    from settings import Settings  # noqa: PLC0415 - the function's own module, on the test path
+    from token_url.settings import Settings  # noqa: PLC0415 - the function's own module, on the test path
 
     env = tpl.function_environment(template)
     assert env["LINK_CONFIRMATION"] == {"Ref": "LinkConfirmation"}
@@ -672,7 +672,7 @@ def test_samconfig() -> None:
 
 def test_template_environment_matches_what_the_code_reads(template: dict[str, Any]) -> None:
     """The function's Settings model and the template cannot drift apart."""
-    from settings import Settings  # noqa: PLC0415 - the function's own module, on the test path
+    from token_url.settings import Settings  # noqa: PLC0415 - the function's own module, on the test path
 
     own = set(function(template)["Environment"]["Variables"])
     read_by_code = {name.upper() for name in Settings.model_fields} | {"AWS_ENDPOINT_URL"}  # botocore's

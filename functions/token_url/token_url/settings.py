@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-import iam_callers
+from token_url import iam_callers
 
 _LOOPBACK_HOSTS = {"localhost"}
 # An EventBridge bus name, or its ARN (PutEvents accepts either).

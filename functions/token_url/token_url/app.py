@@ -21,14 +21,14 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from api_key import ApiKeySource
-from audit import AuditTrail, request_caller
-from errors import ConfigurationProblem, ServiceUnavailable, SocialLoginError
-from flows import NotSignedIn, TokenOutcome, TokenUrlService
-from http_forms import InvalidForm, decode_body, parse_form, single_value
-from iam_callers import allowed as iam_caller_allowed
-from identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
-from models import (
+from token_url.api_key import ApiKeySource
+from token_url.audit import AuditTrail, request_caller
+from token_url.errors import ConfigurationProblem, ServiceUnavailable, SocialLoginError
+from token_url.flows import NotSignedIn, TokenOutcome, TokenUrlService
+from token_url.http_forms import InvalidForm, decode_body, parse_form, single_value
+from token_url.iam_callers import allowed as iam_caller_allowed
+from token_url.identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
+from token_url.models import (
     CredentialsRequest,
     CredentialsStored,
     ErrorBody,
@@ -45,10 +45,10 @@ from models import (
     TokenUrlResponse,
     credential_provider,
 )
-from observability import count, logger, metrics, tracer
-from settings import ConfigurationError, Settings
-from store import NonceStore, SessionStore
-from vault import Vault
+from token_url.observability import count, logger, metrics, tracer
+from token_url.settings import ConfigurationError, Settings
+from token_url.store import NonceStore, SessionStore
+from token_url.vault import Vault
 
 SESSION_COOKIE = "__Host-tu_session"
 # SameSite=None so that it reaches the cross-site token POST; on its own it grants nothing.

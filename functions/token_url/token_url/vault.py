@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from errors import ServiceUnavailable
-from observability import traced
+from token_url.errors import ServiceUnavailable
+from token_url.observability import traced
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

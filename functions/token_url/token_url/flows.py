@@ -22,10 +22,10 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from audit import AuditEventType, AuditTrail
-from errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
-from identity_cloud import IdentityCloudClient
-from models import (
+from token_url.audit import AuditEventType, AuditTrail
+from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
+from token_url.identity_cloud import IdentityCloudClient
+from token_url.models import (
     AuthInfo,
     ErrorCode,
     Intent,
@@ -41,11 +41,11 @@ from models import (
     TokenResult,
     credential_provider,
 )
-from observability import count, count_outcome, logger
-from secure_values import digest, new_opaque_value, seal_session_id, unseal_session_id
-from settings import Settings
-from store import ConditionFailed, NonceStore, SessionStore
-from vault import Vault
+from token_url.observability import count, count_outcome, logger
+from token_url.secure_values import digest, new_opaque_value, seal_session_id, unseal_session_id
+from token_url.settings import Settings
+from token_url.store import ConditionFailed, NonceStore, SessionStore
+from token_url.vault import Vault
 
 CAPTURE_TOKEN_FIELD = "capture_token"  # noqa: S105 - an attribute name
 CREDENTIALS_FIELD = "credentials"

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-from errors import ConfigurationProblem, ServiceUnavailable
+from token_url.errors import ConfigurationProblem, ServiceUnavailable
 
 SECRETS_MANAGER = "secretsmanager"
 

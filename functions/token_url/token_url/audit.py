@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
-from errors import ConfigurationProblem, ServiceUnavailable
-from observability import count, logger, traced
-from secure_values import session_handle
+from token_url.errors import ConfigurationProblem, ServiceUnavailable
+from token_url.observability import count, logger, traced
+from token_url.secure_values import session_handle
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

@@ -18,10 +18,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
-from models import AuthInfo
-from observability import logger, traced
-from secure_values import fingerprint
+from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
+from token_url.models import AuthInfo
+from token_url.observability import logger, traced
+from token_url.secure_values import fingerprint
 
 SOCIAL_LOGIN = "social_login"
 # Kept back from the Lambda deadline for what follows an upstream call (store, redirect).

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from errors import ServiceUnavailable
-from models import NonceRecord, PendingLink, SessionRecord
-from observability import Span, traced
+from token_url.errors import ServiceUnavailable
+from token_url.models import NonceRecord, PendingLink, SessionRecord
+from token_url.observability import Span, traced
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

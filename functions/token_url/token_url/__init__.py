@@ -1,0 +1,1 @@
+"""The token URL service for Identity Cloud (Janrain) Social Login: one AWS Lambda function."""
