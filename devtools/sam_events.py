@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 
 from emulator import PROVIDERS, IdentityCloudEmulator
 from emulator.profiles import identifier_for
+from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 from token_url.flows import CAPTURE_TOKEN_FIELD, session_key
 from token_url.models import Intent, NonceRecord, SessionRecord
 from token_url.secure_values import digest
@@ -44,8 +45,6 @@ REGISTRATION_USER_ID = "event-registration-user"
 # cross-site and carries no session cookie: the one-time value's item names the session.
 LINK_SESSION_ID = "EventLinkSession-started-by-POST-token-url0"
 REGISTRATION_ACCESS_TOKEN = "EventRegistrationToken01"  # noqa: S105 - a fixed value of the sample events
-BROWSER_COOKIE = "__Host-tu_browser"
-SESSION_COOKIE = "__Host-tu_session"
 
 
 @dataclass(frozen=True)

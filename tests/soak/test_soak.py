@@ -58,6 +58,7 @@ from tests.support import (
     Browser,
     http_event,
 )
+from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 
 INVOCATIONS = int(os.environ.get("SOAK_INVOCATIONS", "600"))
 EPOCHS = 10  # the first one is the warm-up (10% of the invocations)
@@ -78,8 +79,6 @@ HEAP_FLOOR_BYTES = 512 * 1024
 # whatever epoch the interpreter happened to grow a table of its own.
 POOL_SIZE = 40
 
-SESSION_COOKIE = "__Host-tu_session"
-BROWSER_COOKIE = "__Host-tu_browser"
 TABLES = ("SessionsTable", "NoncesTable", "IdempotencyTable")
 SIGN_IN_PROVIDERS = ("google", "facebook", "twitter", "linkedin", "amazon", "yahoo", "microsoft")
 CREDENTIAL_PROVIDERS = {"facebook": "Facebook", "renren": "RenRen", "soundcloud": "Soundcloud"}

@@ -23,6 +23,7 @@ from botocore.config import Config
 
 from token_url.api_key import ApiKeySource
 from token_url.audit import AuditTrail, request_caller
+from token_url.cookies import BROWSER_COOKIE, BROWSER_COOKIE_MAX_AGE, SESSION_COOKIE
 from token_url.errors import ConfigurationProblem, ServiceUnavailable, SocialLoginError
 from token_url.flows import NotSignedIn, TokenOutcome, TokenUrlService
 from token_url.http_forms import InvalidForm, decode_body, parse_form, single_value
@@ -50,10 +51,6 @@ from token_url.settings import ConfigurationError, Settings
 from token_url.store import NonceStore, SessionStore
 from token_url.vault import Vault
 
-SESSION_COOKIE = "__Host-tu_session"
-# SameSite=None so that it reaches the cross-site token POST; on its own it grants nothing.
-BROWSER_COOKIE = "__Host-tu_browser"
-BROWSER_COOKIE_MAX_AGE = 24 * 3600
 MAX_JSON_BYTES = 16 * 1024
 _OPAQUE = re.compile(r"[A-Za-z0-9_-]{43}")
 SECURITY_HEADERS = {
