@@ -75,12 +75,12 @@ build: $(SAM_STAMP) $(STAMP)
 	python_dir="$$($(BIN)/python -m devtools.sam_cli python-dir)" && PATH="$$python_dir:$$PATH" $(SAM) build
 
 # The whole service on this machine: moto, the Identity Cloud emulator, the function behind a local
-# HTTP API gateway, and the demo site. Settings from the environment (README, "Run it locally").
+# HTTP API gateway, and the demo site. Settings from the environment (docs/configuration.md, docs/local-development.md).
 run: $(STAMP)
 	$(BIN)/python -m devtools.local_stack
 
-# Cold start, warm overhead, calls, connections, memory and artifact, each beside its floor (README
-# "Performance"): prints the table, writes test-output/bench.json, exits 1 if a budget does not hold.
+# Cold start, warm overhead, calls, connections, memory and artifact, each beside its floor (docs/performance.md):
+# prints the table, writes test-output/bench.json, exits 1 if a budget does not hold.
 # A few minutes; `make test` runs it once with tiny counts (tests/bench).
 bench: $(STAMP) $(SAM_STAMP)
 	$(BIN)/python -m bench

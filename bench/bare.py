@@ -3,7 +3,7 @@
 No routing, validation, models, idempotency library, logging, tracing or metrics: parse the form,
 make the calls, answer a redirect. What the function spends beyond this is its overhead.
 
-The minimum each flow needs (the design's, stated in README "Performance"):
+The minimum each flow needs (the design's, stated in docs/performance.md):
 
 * sign-in (token POST): auth_info; DynamoDB: record the attempt (conditional put), spend the one-time
   value (conditional update), write the session, complete the attempt's record; KMS: encrypt the

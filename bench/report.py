@@ -1,4 +1,4 @@
-"""The budgets (README "Performance"), the verdict on each figure, and the table `make bench` prints."""
+"""The budgets (docs/performance.md), the verdict on each figure, and the table `make bench` prints."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def table(results: dict[str, Any]) -> str:
-    """A Markdown table (readable as is, and what README "Performance" shows), then the details."""
+    """A Markdown table (readable as is, and what docs/performance.md shows), then the details."""
     header = ("Figure", "Measured", "Floor", "Ratio", "Budget", "")
     body = rows(results)
     widths = [max(len(row[column]) for row in [header, *body]) for column in range(len(header))]

@@ -7,7 +7,7 @@ that failed after botocore's own retries), runs the flow that reaches it, and ch
 - no session holds a social identity without its provider credentials, no Registration session lost
   its access token, and no idempotency record is left in progress;
 - once the fault clears, the same flow started afresh succeeds.
-The README's reliability table lists these cases.
+docs/reliability.md lists these cases.
 """
 
 from __future__ import annotations
