@@ -367,6 +367,8 @@ class LocalStack:
                 locale=config.locale,
                 # As the Social Login dashboard's domain allow list would: only this API's host.
                 token_url_domains=[urlsplit(config.public_base_url).hostname or "localhost"],
+                # The provider pages look like the demo; its stylesheet is served only with the demo.
+                page_stylesheet_url=f"{config.demo_url}demo.css" if config.serves_demo else None,
             )
             ensure_free(config.emulator_port, "the emulator")
             self._emulator_server = serve(emulator, "127.0.0.1", config.emulator_port)
