@@ -2,10 +2,14 @@
 
 Served under /demo/ by the local stack, on the same site as the API (so the `SameSite=Lax` session
 cookie reaches it) and on another site than the emulator (so the token POST is cross-site).
-Besides the static page it has three small endpoints of its own, standing in for the site's backend
-and the Registration widget: `config.json` (where Social Login is, which providers to offer),
-`POST registration` (sign a demo user in to Registration: the emulator mints an access token) and
-`events.json` (the last audit events the function published, from the demo's own SQS queue).
+Besides the static page it has small endpoints of its own, standing in for the site's backend and
+the Registration widget: `config.json` (where Social Login is, which providers to offer),
+`session-hint.json` (whether the browser holds a session cookie at all, so that a signed-out page load
+makes no `GET /session` that can only answer 401), `POST registration` (sign a demo user in to
+Registration: the emulator mints an access token), `registration/identities` (the identities linked
+to a Registration user, as a site's backend reads its user's profiles from Capture) and `events.json`
+(the last audit events the function published, from the demo's own SQS queue). They answer errors
+as the service does: `{"error": "<code>", "message": "<sentence>"}`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 
 from devtools.audit_events import drain
 from emulator import PROVIDERS, IdentityCloudEmulator
+from token_url.cookies import SESSION_COOKIE
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -86,8 +91,13 @@ class DemoSite:
         path = request.path.lstrip("/")
         if path == "config.json" and request.method == "GET":
             return _json(self.config())
+        if path == "session-hint.json" and request.method == "GET":
+            # The demo shares the API's host, so the service's host-only session cookie reaches it too.
+            return _json({"session_cookie": SESSION_COOKIE in request.cookies})
         if path == "registration" and request.method == "POST":
             return self._registration(request)
+        if path == "registration/identities" and request.method == "GET":
+            return self._linked_identities(request)
         if path == "events.json" and request.method == "GET":
             events = self._audit_feed.latest() if self._audit_feed is not None else []
             return _json({"events": events})
@@ -99,7 +109,7 @@ class DemoSite:
             )
             response.headers["Cache-Control"] = "no-store"
             return response
-        return _json({"error": "not_found"}, 404)
+        return _error(404, "not_found", f"the demo has no {request.method} {request.script_root}/{path}")
 
     def config(self) -> dict[str, Any]:
         return {
@@ -112,19 +122,43 @@ class DemoSite:
     def _registration(self, request: Request) -> Response:
         """Sign a demo user in to the emulated Registration: what the Capture widget gives a real page."""
         if request.headers.get("Origin") != self._app_origin:
-            return _json({"error": "forbidden"}, 403)
+            return _error(403, "forbidden", "only the demo page may sign in to Registration")
         if self._emulator is None:
-            return _json({"error": "registration is a real Capture app: paste an access token"}, 409)
+            return _not_emulated()
         payload = request.get_json(silent=True)
         user = payload.get("user") if isinstance(payload, dict) else None
         if not isinstance(user, str) or not _USER.fullmatch(user):
-            return _json({"error": "user must be 1-64 of A-Z a-z 0-9 . _ -"}, 400)
+            return _bad_user()
         expires_in = 3600
         access_token = self._emulator.mint_access_token(user, expires_in)
         return _json({"access_token": access_token, "expires_in": expires_in, "user": user})
+
+    def _linked_identities(self, request: Request) -> Response:
+        """The identities linked to a Registration user: tells "linked to this account" from "to another"."""
+        if self._emulator is None:
+            return _not_emulated()
+        user = request.args.get("user", "")
+        if not _USER.fullmatch(user):
+            return _bad_user()
+        return _json({"user": user, "identifiers": self._emulator.linked_identities(user)})
 
 
 def _json(payload: dict[str, Any], status: int = 200) -> Response:
     response = Response(json.dumps(payload), status=status, content_type="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    """The service's error shape: a code to branch on, a sentence to show."""
+    return _json({"error": code, "message": message}, status)
+
+
+def _not_emulated() -> Response:
+    return _error(
+        409, "registration_not_emulated", "Registration is a real Capture app here: paste an access token"
+    )
+
+
+def _bad_user() -> Response:
+    return _error(400, "invalid_request", "user must be 1-64 of A-Z a-z 0-9 . _ -")

@@ -14,7 +14,7 @@ One process starts, in this order:
 
 moto listens on PORT+1 and the emulator on PORT+2 (fixed, so events/env.json can name them), or
 on free ports when PORT is 0. It prints one line per component, serves until Ctrl-C (or SIGTERM),
-then stops everything.
+then stops everything; `/` leads to the demo. It can start again at once on the same ports.
 Settings come from the environment; see `StackConfig.from_environ`.
 """
 
@@ -28,7 +28,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -38,6 +38,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Response
 
 from devtools.audit_events import AUDIT_BUS, AUDIT_QUEUE, DEMO_QUEUE, provision_audit_bus
 from devtools.demo import AuditFeed, DemoSite
@@ -347,7 +348,7 @@ class LocalStack:
 
         # moto's server thread dies silently on a busy port (and start() then waits forever): check first.
         # The emulator's server would exit the process instead of raising.
-        _ensure_free(config.moto_port, "moto")
+        ensure_free(config.moto_port, "moto")
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=config.moto_port, verbose=False)
         self._moto.start()
         moto_host, moto_port = self._moto.get_host_and_port()
@@ -366,8 +367,10 @@ class LocalStack:
                 locale=config.locale,
                 # As the Social Login dashboard's domain allow list would: only this API's host.
                 token_url_domains=[urlsplit(config.public_base_url).hostname or "localhost"],
+                # The provider pages look like the demo; its stylesheet is served only with the demo.
+                page_stylesheet_url=f"{config.demo_url}demo.css" if config.serves_demo else None,
             )
-            _ensure_free(config.emulator_port, "the emulator")
+            ensure_free(config.emulator_port, "the emulator")
             self._emulator_server = serve(emulator, "127.0.0.1", config.emulator_port)
             self.components.append(("Identity Cloud emulator", self._emulator_server.url))
         emulator_url = self._emulator_server.url if self._emulator_server else None
@@ -409,7 +412,7 @@ class LocalStack:
                 aws.audit_queues[DEMO_QUEUE],
             ),
         )
-        self._http.app = DispatcherMiddleware(gateway, {"/demo": demo}) if config.serves_demo else gateway
+        self._http.app = with_demo(gateway, demo) if config.serves_demo else gateway
         self.components.append(("token URL API (local HTTP API gateway)", config.origin))
         if config.serves_demo:
             self.components.append(("demo site", config.demo_url))
@@ -454,10 +457,13 @@ def seed_sample_events(aws: LocalAws, emulator: IdentityCloudEmulator, token_end
     return seed(world)
 
 
-def _ensure_free(port: int, component: str) -> None:
+def ensure_free(port: int, component: str) -> None:
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers bind (werkzeug and http.server set SO_REUSEADDR): the connections of a stack
+        # stopped a moment ago linger in TIME-WAIT on these ports, and must not make the port look busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
@@ -466,46 +472,86 @@ def _ensure_free(port: int, component: str) -> None:
             ) from exc
 
 
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def with_demo(gateway: WsgiApp, demo: DemoSite) -> WsgiApp:
+    """The gateway with the demo site under /demo, and `/` leading there.
+
+    The redirect is the local stack's own: the deployed HTTP API has no `/` route (it answers 404).
+    """
+    mounted = DispatcherMiddleware(gateway, {"/demo": demo})
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            # Temporary: with APP_URL set to another site, the next start serves no demo.
+            return Response(status=302, headers={"Location": "/demo/"})(environ, start_response)
+        return mounted(environ, start_response)
+
+    return app
+
+
 def _not_ready(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
     start_response("503 Service Unavailable", [("Content-Type", "application/json")])
     yield json.dumps({"message": "starting"}).encode()
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+class StopSignals:
+    """Ctrl-C (SIGINT) or SIGTERM stops the stack once; any more while it stops are ignored.
+
+    SIGINT gets a handler of its own too: a shell without job control starts `make run &` with SIGINT
+    ignored, and Python then installs none.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def install(self) -> None:
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        raise KeyboardInterrupt
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    for noisy in ("werkzeug", "botocore", "boto3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    stack = LocalStack(os.environ)
-    try:
-        stack.start()
-    except StackError as exc:
-        print(f"make run: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if not stack.started:
-            stack.stop()
+def _print_components(stack: LocalStack) -> None:
     for name, url in stack.components:
         print(f"{name:<{COLUMN}} {url}", flush=True)
-    assert stack.config is not None
     if stack.seeded_events:
         print(
             f"{'sample events (sam local invoke)':<{COLUMN}} "
             f"events/*.json: {len(stack.seeded_events)} seeded, each good for one run per start",
             flush=True,
         )
+    assert stack.config is not None
     print(f"ready: open {stack.config.app_url} in a browser (Ctrl-C stops the stack)", flush=True)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    for noisy in ("werkzeug", "botocore", "boto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stop_signals = StopSignals()
+    stop_signals.install()
+    stack = LocalStack(os.environ)
     try:
-        stack.serve_forever()
+        stack.start()
+        _print_components(stack)
+        stack.serve_forever()  # returns on the first signal (werkzeug ends its loop on KeyboardInterrupt)
+    except StackError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        pass
+        pass  # a signal while starting: stop what has started
     finally:
+        stop_signals.stopping = True
         stack.stop()
-        print("stopped", flush=True)
+    print("stopped", flush=True)
     return 0
 
 

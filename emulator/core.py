@@ -177,6 +177,7 @@ class IdentityCloudEmulator:
         token_ttl_seconds: float = 300,
         post_to_token_url: bool = True,
         token_url_domains: Iterable[str] | None = None,
+        page_stylesheet_url: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # Plain attributes: tests may change them between calls.
@@ -200,6 +201,8 @@ class IdentityCloudEmulator:
         """True: the callback page form-POSTs the token to the token URL; False: 302 with ?token=."""
         self.token_url_domains = tuple(token_url_domains) if token_url_domains is not None else None
         """Allow list of token URL hosts for the browser sign-in (subdomains included); None: any."""
+        self.page_stylesheet_url = page_stylesheet_url
+        """A stylesheet the provider pages link (the local stack gives the demo's); None: unstyled."""
         self.clock = clock
 
         self._lock = threading.RLock()
@@ -630,25 +633,37 @@ class IdentityCloudEmulator:
     def _provider_start(self, provider: str) -> Response:
         info = PROVIDERS.get(provider)
         if info is None:
-            return _html_response(pages.error_page(404, f"Unknown provider {provider!r}"), 404)
+            return _html_response(
+                pages.error_page(404, f"Unknown provider {provider!r}", self.page_stylesheet_url), 404
+            )
         token_url = request.args.get("token_url")
         problem = self._check_token_url(token_url)
         if problem is not None or token_url is None:
-            return _html_response(pages.error_page(400, problem or "Missing token_url"), 400)
-        return _html_response(pages.start_page(info.slug, info.name, token_url))
+            return _html_response(
+                pages.error_page(400, problem or "Missing token_url", self.page_stylesheet_url), 400
+            )
+        return _html_response(
+            pages.start_page(info.slug, info.name, token_url, stylesheet=self.page_stylesheet_url)
+        )
 
     def _provider_callback(self, provider: str) -> Response:
         info = PROVIDERS.get(provider)
         if info is None:
-            return _html_response(pages.error_page(404, f"Unknown provider {provider!r}"), 404)
+            return _html_response(
+                pages.error_page(404, f"Unknown provider {provider!r}", self.page_stylesheet_url), 404
+            )
         p = self._params()
         token_url = p.get("token_url")
         problem = self._check_token_url(token_url)
         if problem is not None or token_url is None:
-            return _html_response(pages.error_page(400, problem or "Missing token_url"), 400)
+            return _html_response(
+                pages.error_page(400, problem or "Missing token_url", self.page_stylesheet_url), 400
+            )
         user = p.get("user", "")
         if not _USER_RE.fullmatch(user):
-            return _html_response(pages.error_page(400, "user must be 1-64 of A-Z a-z 0-9 . _ -"), 400)
+            return _html_response(
+                pages.error_page(400, "user must be 1-64 of A-Z a-z 0-9 . _ -", self.page_stylesheet_url), 400
+            )
         token = self.issue_token(token_url, identifier_for(info, user), info.name)
         if not self.post_to_token_url:
             separator = "&" if urlsplit(token_url).query else ("" if token_url.endswith("?") else "?")
@@ -656,7 +671,7 @@ class IdentityCloudEmulator:
             response.headers["Location"] = f"{token_url}{separator}token={token}"
             response.headers["Cache-Control"] = "no-store"
             return response
-        return _html_response(pages.token_post_page(token_url, token))
+        return _html_response(pages.token_post_page(token_url, token, self.page_stylesheet_url))
 
     # ------------------------------------------------------------------ /_emulator helpers
 

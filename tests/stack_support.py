@@ -85,8 +85,15 @@ class RunningStack:
         return int(self.process.returncode)
 
 
-def start_stack(extra_env: dict[str, str] | None = None) -> RunningStack:
-    """`python -m devtools.local_stack` on free ports, as `make run` starts it; returns once it is ready."""
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_stack(extra_env: dict[str, str] | None = None, *, sigint_ignored: bool = False) -> RunningStack:
+    """`python -m devtools.local_stack` on free ports, as `make run` starts it; returns once it is ready.
+
+    `sigint_ignored`: started as `make run &` is by a shell without job control, with SIGINT ignored.
+    """
     env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     env.update({"PORT": "0", "PYTHONUNBUFFERED": "1"})
     env.update(extra_env or {})
@@ -97,6 +104,7 @@ def start_stack(extra_env: dict[str, str] | None = None) -> RunningStack:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_ignore_sigint if sigint_ignored else None,  # noqa: PLW1509 - no threads run here yet
     )
     lines: queue.Queue[str | None] = queue.Queue()
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.stack_support import REPO_ROOT, RunningStack
 
@@ -88,6 +88,9 @@ class Demo:
         self.page.get_by_role("button", name=button).click()
         self.page.wait_for_url(f"{self.stack.emulator}/**")
         self.page.get_by_label("User").fill(user)
+        # The provider pages wear the demo's stylesheet (unstyled, the page's background is transparent).
+        root_background = "getComputedStyle(document.documentElement).backgroundColor"
+        assert self.page.evaluate(root_background) == "rgb(244, 246, 249)"
         self.shot(f"{shot}-provider-page")
         self.page.get_by_role("button", name=f"Sign in with {provider}").click()
         self.page.wait_for_url(f"{self.stack.app_url}?*")
@@ -102,6 +105,10 @@ class Demo:
 
     def outcome(self) -> str | None:
         return self.page.locator("#outcome").get_attribute("data-code")
+
+    def reload(self) -> None:
+        self.page.reload()
+        expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
 
     def expect_last_audit_event(self, *texts: str) -> None:
         """The newest row of the demo's audit events panel (its own SQS queue's copy of each event)."""
@@ -122,14 +129,30 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     # Sign in with a provider: the emulator's page POSTs the token cross-site to the token URL.
     demo.social("Sign in with Google", "Google", social_user, "sign-in")
     assert demo.outcome() == "signed_in"
-    expect(page.get_by_test_id("session-identity")).to_have_text(
-        f"Google: https://www.google.com/profile/{social_user}"
-    )
+    google_identity = f"https://www.google.com/profile/{social_user}"
+    expect(page.get_by_test_id("session-identity")).to_have_text(f"Google: {google_identity}")
+    expect(page.get_by_test_id("session-state")).to_have_text(f"Signed in with Google as {google_identity}.")
+    expect(page.locator("#outcome")).to_have_text(f"signed_in Signed in with Google as {google_identity}.")
     demo.expect_last_audit_event("SignedIn", "signed_in", f"https://www.google.com/profile/{social_user}")
+    expect(page.get_by_test_id("registration-replaces")).to_have_text(
+        f"Signing in to Registration ends your Google sign-in as {google_identity}."
+    )
     demo.shot("signed-in")
 
-    # A Registration account, then link a second provider's identity to it.
+    # The outcome was read from the address and dropped from it: a reload shows no old banner.
+    assert urlsplit(page.url).query == ""
+    demo.reload()
+    expect(page.locator("#outcome")).to_be_hidden()
+    expect(page.get_by_test_id("session-state")).to_have_text(f"Signed in with Google as {google_identity}.")
+
+    # A Registration account (which ends the Google sign-in), then link a second provider's identity to it.
     demo.registration("demo-user-1")
+    expect(page.locator("#outcome")).to_contain_text(f"Your Google sign-in as {google_identity} has ended.")
+    expect(page.get_by_test_id("session-state")).to_have_text("Signed in to Registration as demo-user-1.")
+    expect(page.get_by_test_id("sign-in-replaces")).to_contain_text(
+        "Signing in with a provider ends your Registration session as demo-user-1"
+    )
+    expect(page.get_by_test_id("registration-replaces")).to_be_hidden()
     demo.shot("registration")
     demo.social("Link Facebook", "Facebook", shared_identity, "link")
     assert demo.outcome() == "linked"
@@ -137,6 +160,15 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
         f"https://www.facebook.com/profile/{shared_identity}"
     )
     demo.shot("linked")
+
+    # The same account, signed in again, links the same identity: already_linked, to this account.
+    demo.registration("demo-user-1")
+    demo.social("Link Facebook", "Facebook", shared_identity, "relink")
+    assert demo.outcome() == "already_linked"
+    expect(page.locator("#outcome")).to_contain_text(
+        f"https://www.facebook.com/profile/{shared_identity} is already linked to this Registration account"
+    )
+    demo.shot("already-linked-here")
 
     # Another Registration account tries the same identity: already_linked, nothing changes.
     demo.registration("demo-user-2")
@@ -158,6 +190,64 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     # The browser holds no session cookie any more; the binding cookie alone grants nothing.
     cookie_names = {cookie["name"] for cookie in page.context.cookies()}
     assert "__Host-tu_session" not in cookie_names
+
+
+def _console_errors(page: Page) -> list[str]:
+    """Every console error and uncaught exception of the page from now on, as it happens."""
+    errors: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(f"{message.text} ({message.location.get('url')})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def test_a_signed_out_page_load_logs_no_console_error(page: Page, local_stack: RunningStack) -> None:
+    errors = _console_errors(page)
+    demo = Demo(page, local_stack)
+    demo.open()
+    expect(page.get_by_test_id("session-state")).to_have_text("Signed out.")
+    page.goto(local_stack.api + "/")  # the API's root leads to the demo
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    assert page.url == local_stack.app_url
+    demo.reload()
+    assert errors == []
+
+
+def test_the_demo_says_which_session_a_social_sign_in_replaced(page: Page, local_stack: RunningStack) -> None:
+    demo = Demo(page, local_stack, prefix="replace-")
+    user = f"erin-{uuid.uuid4().hex[:6]}"
+    demo.open()
+    expect(page.get_by_test_id("sign-in-replaces")).to_be_hidden()
+    demo.registration("demo-user-3")
+    expect(page.get_by_test_id("sign-in-replaces")).to_have_text(
+        "Signing in with a provider ends your Registration session as demo-user-3; "
+        "link instead (step 3) to keep it."
+    )
+    demo.shot("before")
+    demo.social("Sign in with Google", "Google", user, "sign-in")
+    assert demo.outcome() == "signed_in"
+    expect(page.locator("#outcome")).to_have_text(
+        f"signed_in Signed in with Google as https://www.google.com/profile/{user}. "
+        "Your Registration session as demo-user-3 has ended."
+    )
+    expect(page.get_by_test_id("session-capture")).to_have_text("no")
+    demo.shot("after")
+
+
+def test_a_refusal_of_the_demo_backend_shows_its_code_and_sentence(
+    page: Page, local_stack: RunningStack
+) -> None:
+    demo = Demo(page, local_stack)
+    demo.open()
+    page.get_by_label("Registration user").fill("not a user!")
+    page.get_by_role("button", name="Sign in to Registration").click()
+    expect(page.locator("#outcome")).to_have_text(
+        "invalid_request Registration sign-in failed (HTTP 400): user must be 1-64 of A-Z a-z 0-9 . _ -"
+    )
 
 
 # ---- A forged token POST from another site (docs/security.md, row 12) -------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -46,6 +48,8 @@ def test_the_stack_reports_each_component_and_is_healthy(local_stack: RunningSta
     assert "Token URL demo" in demo.text
     bare = requests.get(local_stack.api + "/demo", allow_redirects=False, timeout=10)
     assert (bare.status_code, bare.headers["Location"]) == (308, "/demo/")
+    root = requests.get(local_stack.api + "/", timeout=10)
+    assert (root.url, root.status_code) == (local_stack.components["demo site"], 200)
 
 
 def test_sign_in_with_the_cross_site_token_post(local_stack: RunningStack) -> None:
@@ -244,6 +248,7 @@ def test_another_app_url_gets_cors_and_no_demo() -> None:
         assert reply.status_code == 200
         assert reply.headers["Access-Control-Allow-Origin"] == app_origin
         assert requests.get(f"{stack.api}/demo/", timeout=10).status_code == 404
+        assert requests.get(f"{stack.api}/", timeout=10).status_code == 404  # no demo to lead to
     finally:
         # SIGTERM, as a process manager stops it, also ends it cleanly.
         assert stack.stop(signal.SIGTERM) == 0
@@ -256,6 +261,60 @@ def test_ctrl_c_stops_every_component() -> None:
     assert stack.stop() == 0
     assert stack.output[-1] == "stopped"
     assert all(port_is_closed(url) for url in urls)
+
+
+def _free_port_base() -> int:
+    """A PORT whose companions PORT+1 and PORT+2 are free too."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + 2 > 65535:
+            continue
+        try:
+            for port in (base, base + 1, base + 2):
+                with socket.socket() as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("found no three free ports in a row in 50 tries")
+
+
+def test_the_stack_starts_again_at_once_on_the_same_ports_after_ctrl_c() -> None:
+    port = str(_free_port_base())
+    first = start_stack({"PORT": port})
+    # Connections the servers closed linger in TIME-WAIT on their ports after the stop.
+    browser = HttpBrowser(first)
+    browser.authenticate(browser.start("sign_in"), "google", unique("restart"))
+    assert first.stop() == 0
+
+    again = start_stack({"PORT": port})
+    try:
+        assert again.components == first.components
+        assert requests.get(f"{again.api}/health", timeout=10).status_code == 200
+    finally:
+        assert again.stop() == 0
+
+
+def test_repeated_stop_signals_end_the_stack_cleanly() -> None:
+    stack = start_stack()
+    stack.process.send_signal(signal.SIGTERM)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
+        time.sleep(0.05)  # the later signals arrive while the stack stops
+        if stack.process.poll() is None:
+            stack.process.send_signal(sig)
+    assert stack.stop() == 0
+    assert not [line for line in stack.output if "Traceback" in line or "Error" in line]
+    assert stack.output[-1] == "stopped"
+
+
+def test_ctrl_c_stops_a_stack_started_with_sigint_ignored() -> None:
+    """`make run &` in a script: a shell without job control starts it with SIGINT ignored."""
+    stack = start_stack(sigint_ignored=True)
+    assert stack.stop(signal.SIGINT, timeout=10) == 0
+    assert stack.output[-1] == "stopped"
 
 
 def test_signing_out_before_the_token_arrives_ends_the_link_with_session_expired(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import pathlib
+import signal
 import socket
+import threading
 from typing import Any
 
 import pytest
+import requests
+from werkzeug.test import Client
 
 from devtools.gateway import LOCAL_CALLER_ARN
 from devtools.local_stack import (
@@ -17,8 +23,11 @@ from devtools.local_stack import (
     LocalStack,
     StackConfig,
     StackError,
+    StopSignals,
+    ensure_free,
     isolate_from_real_aws,
     local_function_environment,
+    with_demo,
 )
 from devtools.template import function_environment, load_template
 from emulator import DEFAULT_API_KEY, DEFAULT_CLIENT_ID
@@ -230,3 +239,89 @@ def test_credentials_callers_reach_the_function_as_given() -> None:
     listed = StackConfig.from_environ({"CREDENTIALS_CALLERS": LOCAL_CALLER_ARN})
     environment = local_function_environment(template, listed, LOCAL_AWS, None)
     assert environment["CREDENTIALS_CALLERS"] == LOCAL_CALLER_ARN
+
+
+# ---- restarting at once, and stopping on signals
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.0: the server closes each connection first, so its side of it waits in TIME-WAIT."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def _time_wait_ports() -> set[int]:
+    """Local ports of IPv4 TCP connections in TIME-WAIT (state 06 of /proc/net/tcp)."""
+    ports = set()
+    for line in pathlib.Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "06":
+            ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_a_port_whose_closed_connections_linger_in_time_wait_counts_as_free() -> None:
+    """Restarting `make run` right after Ctrl-C: the servers just stopped leave TIME-WAIT sockets behind."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Hello)  # SO_REUSEADDR, as werkzeug's servers
+    port = server.server_address[1]
+    serving = threading.Thread(target=server.handle_request)
+    serving.start()
+    assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+    serving.join(10)
+    server.server_close()
+    assert port in _time_wait_ports()
+
+    ensure_free(port, "the emulator")  # raises StackError if the probe binds without SO_REUSEADDR
+
+    again = http.server.HTTPServer(("127.0.0.1", port), _Hello)
+    again.server_close()
+
+
+def test_a_listening_port_is_still_busy_for_the_probe() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(StackError, match=f"cannot listen on port {port} for moto"):
+            ensure_free(port, "moto")
+
+
+def test_the_first_stop_signal_interrupts_and_later_ones_are_ignored() -> None:
+    previous = {signum: signal.getsignal(signum) for signum in StopSignals.SIGNALS}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `make run &` in a shell without job control
+    stop_signals = StopSignals()
+    try:
+        stop_signals.install()
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert stop_signals.stopping
+        signal.raise_signal(signal.SIGTERM)  # while stopping: no second KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _gateway(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("404 Not Found", [("Content-Type", "application/json")])
+    return [b'{"message":"Not Found"}']
+
+
+def _demo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/html")])
+    return [b"demo at " + environ["SCRIPT_NAME"].encode() + environ["PATH_INFO"].encode()]
+
+
+def test_the_root_leads_to_the_demo_and_every_other_path_is_the_gateway_s() -> None:
+    client = Client(with_demo(_gateway, _demo))  # type: ignore[arg-type]
+    root = client.get("/")
+    assert (root.status_code, root.headers["Location"]) == (302, "/demo/")
+    assert client.head("/").status_code == 302
+    assert client.get("/demo/").get_data() == b"demo at /demo/"
+    assert client.post("/").status_code == 404  # only a page load is redirected
+    assert client.get("/nope").status_code == 404
