@@ -38,7 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy functions/token_url devtools emulator importer bench
+	$(BIN)/mypy functions/token_url devtools emulator importer bench testkit
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

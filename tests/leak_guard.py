@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -109,16 +108,3 @@ def _could_be_a_secret(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     return len(value) >= WORD_LENGTH_LIMIT or not _PLAIN_WORD.fullmatch(value)
-
-
-class LogLines(logging.Handler):
-    """Every line the function logs, formatted as Powertools writes it to CloudWatch."""
-
-    def __init__(self, lines: list[str], formatter: logging.Formatter | None) -> None:
-        super().__init__(level=logging.DEBUG)
-        self._lines = lines
-        if formatter is not None:
-            self.setFormatter(formatter)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._lines.append(self.format(record))

@@ -48,16 +48,11 @@ import pytest
 from moto.core.model_instances import reset_model_data
 
 from emulator.profiles import PROVIDERS, identifier_for
-from tests.conftest import Aws
-from tests.support import (
-    APP_ORIGIN,
-    APP_URL,
-    HOSTILE_CONTENT_TYPES,
-    HOSTILE_ROUTES,
-    PROVIDER_ORIGIN,
-    Browser,
-    http_event,
-)
+from testkit.browser import Browser
+from testkit.events import http_event
+from testkit.sites import APP_ORIGIN, APP_URL, PROVIDER_ORIGIN
+from tests.function_world import Aws
+from tests.support import HOSTILE_CONTENT_TYPES, HOSTILE_ROUTES
 from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 
 INVOCATIONS = int(os.environ.get("SOAK_INVOCATIONS", "600"))
