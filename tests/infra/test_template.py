@@ -419,7 +419,7 @@ def test_no_wildcard_resources_for_data_actions(template: dict[str, Any]) -> Non
 
 
 def test_iam_grants_only_to_the_function_resources(template: dict[str, Any]) -> None:
-    # Which actions on which resource: tests/integration/test_permissions.py, from the calls flows make.
+    # Which actions on which resource: tests/infra/test_permissions.py, from the calls flows make.
     granted: dict[str, list[Any]] = {}
     for _, statement in policy_statements(template):
         assert statement["Effect"] == "Allow"
