@@ -1,6 +1,6 @@
 """The function's configuration in tests and the AWS resources it runs against (moto).
 
-The fixtures in tests/conftest.py set these up; tests import the values to check against them.
+The fixtures of the root conftest set these up; tests import the values to check against them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The secret-leak guard every test runs under (tests/conftest.py wires it in).
+"""The secret-leak guard every test runs under (the root conftest wires it in).
 
 It learns the secrets a test uses as they come into being: the apiKeys, every Social Login token and
 provider credential the emulator issues, every Registration access token it mints, and every
