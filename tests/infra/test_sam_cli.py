@@ -348,5 +348,5 @@ def test_built_artifact_imports_and_answers_a_request(
         homes[module] = home
     # The SDK is the runtime's; everything the function packages shadows the stand-in's copies.
     assert homes["boto3"] == homes["botocore"] == sdk
-    for module in ("app", "aws_lambda_powertools", "pydantic", "requests", "urllib3", "jmespath"):
+    for module in ("token_url.app", "aws_lambda_powertools", "pydantic", "requests", "urllib3", "jmespath"):
         assert homes[module] == artifact, module
