@@ -10,7 +10,7 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed-stamp
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install lint format typecheck unit integration stack e2e deploy-checks test run validate build clean soak bench
+.PHONY: install lint format typecheck unit integration local stack e2e deploy-checks test run validate build clean soak bench
 
 # The function's dependency tree at the versions its artifact packages (functions/token_url/requirements.txt).
 FUNCTION_PINS := functions/token_url/requirements.txt
@@ -38,7 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy functions/token_url devtools emulator importer bench
+	$(BIN)/mypy functions/token_url devtools emulator importer bench testkit
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
@@ -52,16 +52,21 @@ soak: $(STAMP)
 	SOAK_INVOCATIONS=10000 FUZZ_EXAMPLES=5000 $(BIN)/pytest tests/soak tests/integration/test_hostile_input.py -q -s
 	FUZZ_EXAMPLES=2000 $(BIN)/pytest tests/fuzz -q -s
 
-# The local stack over HTTP (tests/stack) and the demo in headless Chromium (tests/e2e).
+# What runs on this machine only (tests/local): the local stack over HTTP, the demo in headless
+# Chromium, the local gateway and the Identity Cloud emulator; `stack` and `e2e` are its two slow parts.
+local: $(STAMP)
+	$(BIN)/pytest tests/local
+
 stack: $(STAMP)
-	$(BIN)/pytest tests/stack
+	$(BIN)/pytest tests/local/test_stack_over_http.py
 
 e2e: $(STAMP)
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest tests/local/test_demo_browser.py
 
-# The SAM application: `sam validate --lint`, `sam build` (where a python3.13 is found), events/.
+# The SAM application (tests/infra): the template's rules, IAM against the calls the flows make,
+# `sam validate --lint`, `sam build` (where a python3.13 is found), the artifact, events/.
 deploy-checks: $(STAMP) $(SAM_STAMP)
-	$(BIN)/pytest tests/deploy
+	$(BIN)/pytest tests/infra
 
 # The README's one test command: lint, types, then every test.
 test: lint typecheck $(SAM_STAMP)

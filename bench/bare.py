@@ -31,6 +31,8 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from token_url.cookies import BROWSER_COOKIE
+
 # The conditions the design needs (the same ones the function's store and Powertools send).
 _CONSUME_CONDITION = (
     "attribute_exists(pk) AND expires_at > :now AND browser = :browser"
@@ -126,7 +128,7 @@ class BareHandler:
         nonce = parse_qs(event["rawQueryString"])["nonce"][0]
         token_url = self.token_url(nonce)
         browser = next(
-            c.split("=", 1)[1] for c in event.get("cookies", []) if c.startswith("__Host-tu_browser=")
+            c.split("=", 1)[1] for c in event.get("cookies", []) if c.startswith(f"{BROWSER_COOKIE}=")
         )
         attempt = _key("bare-attempt", token, nonce, browser)
         stored = self._record_attempt(attempt)

@@ -13,11 +13,10 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from bench.admin import EmulatorAdmin
 from bench.measure import AwsCallCounter
-from tests.support import PROVIDER_ORIGIN, Browser, http_event
+from testkit.browser import Browser
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 FLOWS = ("sign_in", "link", "replay")
@@ -148,20 +147,6 @@ class Journeys:
 def _expect(outcome: dict[str, str], result: str, location: str) -> None:
     if outcome.get("result") != result:
         raise RuntimeError(f"expected {result}, the function redirected to {location}")
-
-
-def token_post(token_url: str, token: str, cookies: list[str]) -> dict[str, Any]:
-    """Social Login's auto-submitted form POST of `token` to `token_url`, as Browser.submit_token sends it."""
-    parts = urlsplit(token_url)
-    return http_event(
-        "POST",
-        parts.path,
-        body=urlencode({"token": token}).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": PROVIDER_ORIGIN},
-        cookies=cookies,
-        query=parts.query,
-        base64_body=True,
-    )
 
 
 def bare_person(serial: int) -> tuple[str, str]:

@@ -12,9 +12,11 @@ import sys
 
 from bench.admin import EmulatorAdmin
 from bench.bare import BareHandler
-from bench.journeys import bare_person, token_post
-from tests.support import Browser
+from bench.journeys import bare_person
+from testkit.browser import Browser
+from testkit.events import token_post
 from token_url import app
+from token_url.cookies import BROWSER_COOKIE
 
 
 def main() -> None:
@@ -30,7 +32,7 @@ def main() -> None:
         nonce, binding = bare.start()
         bare_url = bare.token_url(nonce)
         floor_token = admin.token(bare_url, identifier=bare_person(serial)[1])
-        floor_events.append(token_post(bare_url, floor_token, [f"__Host-tu_browser={binding}"]))
+        floor_events.append(token_post(bare_url, floor_token, [f"{BROWSER_COOKIE}={binding}"]))
     print(json.dumps({"function": function_events, "floor": floor_events}))
 
 

@@ -31,8 +31,10 @@ import requests  # noqa: E402
 from botocore.client import BaseClient  # noqa: E402
 
 from bench.bare import BareHandler  # noqa: E402
-from bench.journeys import FLOWS, Journeys, Timed, bare_person, token_post  # noqa: E402
+from bench.journeys import FLOWS, Journeys, Timed, bare_person  # noqa: E402
+from testkit.events import token_post  # noqa: E402
 from token_url import app, observability  # noqa: E402
+from token_url.cookies import BROWSER_COOKIE  # noqa: E402
 
 Report = dict[str, Any]
 
@@ -55,7 +57,7 @@ class BareJourneys:
         nonce, browser = self._bare.start(session=session)
         token_url = self._bare.token_url(nonce)
         event = token_post(
-            token_url, self._admin.token(token_url, identifier=identifier), [f"__Host-tu_browser={browser}"]
+            token_url, self._admin.token(token_url, identifier=identifier), [f"{BROWSER_COOKIE}={browser}"]
         )
         if flow == "replay":
             self._bare(event, None)  # the first submission, not timed

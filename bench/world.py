@@ -34,7 +34,7 @@ from devtools.local_stack import (
 )
 from devtools.template import load_template
 from emulator import DEFAULT_API_KEY, DEFAULT_CLIENT_ID, DEFAULT_FLOW, DEFAULT_FLOW_VERSION, DEFAULT_LOCALE
-from tests.support import APP_URL, PROVIDER_ORIGIN, PUBLIC_BASE_URL
+from testkit.sites import APP_URL, PROVIDER_ORIGIN, PUBLIC_BASE_URL
 
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parent.parent / "functions" / "token_url" / "token_url"
 STARTUP_SECONDS = 30.0

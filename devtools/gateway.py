@@ -31,12 +31,10 @@ import logging
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -44,10 +42,11 @@ from botocore.credentials import Credentials
 from werkzeug.wrappers import Request, Response
 
 from devtools.template import HttpRoute
+from testkit.events import http_event
+from testkit.lambda_context import ACCOUNT_ID, FakeLambdaContext
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 
-ACCOUNT_ID = "123456789012"
 API_ID = "local"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 INTEGRATION_TIMEOUT_SECONDS = 30.0  # API Gateway's limit on waiting for an integration
@@ -55,33 +54,12 @@ SIGV4_MAX_SKEW_SECONDS = 15 * 60
 LOCAL_CALLER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/local-caller"
 """The IAM caller every correctly signed request is, as CREDENTIALS_CALLERS would list it."""
 
-_TEXT_MEDIA_TYPES = re.compile(
-    r"^(text/[^;]+|application/(json|[^;]+\+json|xml|[^;]+\+xml|javascript))$", re.IGNORECASE
-)
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)"
     r"/aws4_request, *SignedHeaders=(?P<signed>[a-z0-9;-]+), *Signature=(?P<signature>[0-9a-f]{64})"
 )
 
 _log = logging.getLogger("local-gateway")
-
-
-class LocalLambdaContext:
-    """The context object Lambda passes to a handler: names, memory, request id and the deadline."""
-
-    def __init__(self, function_name: str, memory_mb: int, timeout_seconds: float, region: str) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = memory_mb
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-        self.timeout_seconds = timeout_seconds
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - time.monotonic()) * 1000), 0)
 
 
 @dataclass(frozen=True)
@@ -155,11 +133,6 @@ def _declares_the_body(headers: Mapping[str, str], body: bytes) -> bool:
     return declared is None or hmac.compare_digest(declared, hashlib.sha256(body).hexdigest())
 
 
-def is_text_media_type(content_type: str) -> bool:
-    """API Gateway passes these bodies to the function as text; any other body arrives base64-encoded."""
-    return bool(_TEXT_MEDIA_TYPES.match(content_type.split(";", 1)[0].strip()))
-
-
 def build_event(
     *,
     method: str,
@@ -172,64 +145,21 @@ def build_event(
     iam_caller: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The payload format 2.0 event API Gateway sends for this request."""
-    now = time.time() if now is None else now
-    joined: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        lower = name.lower()
-        if lower == "cookie":
-            cookies += [part.strip() for part in value.split(";") if part.strip()]
-        else:
-            joined[lower] = f"{joined[lower]},{value}" if lower in joined else value
-    host = joined.get("host", "localhost").split(":", 1)[0]
-    request_context: dict[str, Any] = {
-        "accountId": ACCOUNT_ID,
-        "apiId": API_ID,
-        "domainName": host,
-        "domainPrefix": host.split(".", 1)[0],
-        "http": {
-            "method": method,
-            "path": raw_path,
-            "protocol": "HTTP/1.1",
-            "sourceIp": source_ip,
-            "userAgent": joined.get("user-agent", ""),
-        },
-        "requestId": base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")[:16],
-        "routeKey": route.key,
-        "stage": "$default",
-        "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
-        "timeEpoch": int(now * 1000),
-    }
-    if iam_caller is not None:
-        request_context["authorizer"] = {"iam": dict(iam_caller)}
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route.key,
-        "rawPath": raw_path,
-        "rawQueryString": raw_query,
-        "headers": joined,
-        "requestContext": request_context,
-        "isBase64Encoded": False,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(raw_query, keep_blank_values=True):
-        query[key] = f"{query[key]},{value}" if key in query else value
-    if query:
-        event["queryStringParameters"] = query
-    if body:
-        if is_text_media_type(joined.get("content-type", "")):
-            try:
-                event["body"] = body.decode("utf-8")
-            except UnicodeDecodeError:
-                event["body"] = base64.b64encode(body).decode()
-                event["isBase64Encoded"] = True
-        else:
-            event["body"] = base64.b64encode(body).decode()
-            event["isBase64Encoded"] = True
-    return event
+    """The payload format 2.0 event API Gateway sends for this request (the test kit's builder)."""
+    return http_event(
+        method,
+        raw_path,
+        body=body or None,
+        headers=headers,
+        query=raw_query,
+        base64_body=None,  # as API Gateway decides: text media types as text
+        iam=iam_caller or False,
+        route_key=route.key,
+        source_ip=source_ip,
+        user_agent="",
+        api_id=API_ID,
+        now=now,
+    )
 
 
 @dataclass(frozen=True)
@@ -404,8 +334,11 @@ class Gateway:
         runtime = self._runtime
         if not self._container.acquire(timeout=self._integration_timeout):
             return _gateway_error(503, "Service Unavailable")
-        context = LocalLambdaContext(
-            runtime.function_name, runtime.memory_mb, runtime.timeout_seconds, runtime.region
+        context = FakeLambdaContext(
+            function_name=runtime.function_name,
+            memory_mb=runtime.memory_mb,
+            timeout_seconds=runtime.timeout_seconds,
+            region=runtime.region,
         )
         request_id = context.aws_request_id
         outcome: dict[str, Any] = {}

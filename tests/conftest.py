@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -33,56 +32,21 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 from moto import mock_aws  # moto before the handler builds its clients
 
-from devtools.audit_events import AUDIT_BUS, AUDIT_QUEUE, drain, provision_audit_bus
+from devtools.audit_events import AUDIT_QUEUE, provision_audit_bus
 from devtools.template import create_tables, load_template
 from emulator import DEFAULT_API_KEY, IdentityCloudEmulator, serve
-from tests.leak_guard import LeakGuard, LogLines
+from testkit.browser import Browser
+from testkit.logs import SERVICE_LOGGER, LogLines, function_log_lines, powertools_formatter
+from tests.function_world import (
+    API_KEY,
+    EMULATOR_DEFAULTS,
+    KEY_ALIAS,
+    SECRET_NAME,
+    Aws,
+    function_environment,
+)
+from tests.leak_guard import LeakGuard
 from tests.stack_support import RunningStack, start_stack
-from tests.support import APP_ORIGIN, APP_URL, PROVIDER_ORIGIN, PUBLIC_BASE_URL, Browser
-
-API_KEY = "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"
-CLIENT_ID = "12345abcde12345abcde12345abcde12"
-FLOW = "standard"
-FLOW_VERSION = "20190618143040022299"
-LOCALE = "en-US"
-SECRET_NAME = "token-url/social-login-api-key"
-KEY_ALIAS = "alias/token-url-credentials"
-EMULATOR_DEFAULTS = {
-    "api_key": API_KEY,
-    "capture_client_id": CLIENT_ID,
-    "flow": FLOW,
-    "flow_version": FLOW_VERSION,
-    "locale": LOCALE,
-    "client_has_login_feature": True,
-    "social_login_error_status": 400,
-    "one_time_tokens": True,
-    "auth_info_spends_token_for_capture": False,
-}
-
-
-def function_environment(emulator_url: str) -> dict[str, str]:
-    return {
-        "SOCIAL_LOGIN_BASE_URL": emulator_url,
-        "SOCIAL_LOGIN_API_KEY_SECRET": SECRET_NAME,
-        "CAPTURE_BASE_URL": emulator_url,
-        "CAPTURE_CLIENT_ID": CLIENT_ID,
-        "CAPTURE_FLOW": FLOW,
-        "CAPTURE_FLOW_VERSION": FLOW_VERSION,
-        "CAPTURE_LOCALE": LOCALE,
-        "CAPTURE_REDIRECT_URI": "https://app.example.test/",
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "APP_URL": APP_URL,
-        "SESSIONS_TABLE": "SessionsTable",
-        "NONCES_TABLE": "NoncesTable",
-        "IDEMPOTENCY_TABLE": "IdempotencyTable",
-        "CREDENTIALS_KEY_ID": KEY_ALIAS,
-        # Social Login's pages are on its own domain in production, not on the emulator's loopback port.
-        "TOKEN_POST_ORIGINS": f"{PROVIDER_ORIGIN},{APP_ORIGIN}",
-        "AUDIT_EVENT_BUS": AUDIT_BUS,
-        # Short upstream timeouts keep the slow-upstream tests fast.
-        "UPSTREAM_CONNECT_TIMEOUT": "1",
-        "UPSTREAM_READ_TIMEOUT": "1",
-    }
 
 
 @pytest.fixture(scope="session")
@@ -116,25 +80,6 @@ def template() -> dict[str, Any]:
     return load_template()
 
 
-@dataclass
-class Aws:
-    dynamodb: Any
-    kms: Any
-    secrets: Any
-    key_id: str
-    events: Any
-    sqs: Any
-    audit_queue_url: str
-    """The `token-url-audit` queue, subscribed to the audit bus as the local stack's is."""
-
-    def items(self, table: str) -> list[dict[str, Any]]:
-        return list(self.dynamodb.scan(TableName=table)["Items"])
-
-    def audit_events(self) -> list[dict[str, Any]]:
-        """The audit events delivered since the last call, each the whole EventBridge event."""
-        return drain(self.sqs, self.audit_queue_url)
-
-
 @pytest.fixture(autouse=True)
 def leak_guard(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[LeakGuard]:
     """Fails the test if a secret it used reaches a log, an annotation, output, a body or a stored item."""
@@ -166,13 +111,12 @@ def leak_guard(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
         return make_api_call(client, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", publishing)
-    service_logger = logging.getLogger("token-url")
-    powertools_handler = next(iter(service_logger.handlers), None)
-    capture = LogLines(guard.log_lines, powertools_handler.formatter if powertools_handler else None)
+    service_logger = logging.getLogger(SERVICE_LOGGER)
+    capture = LogLines(powertools_formatter(), guard.log_lines)
     service_logger.addHandler(capture)
     # And what any library logs (botocore, urllib3, ...); the function's own lines already came above.
-    library_capture = LogLines(guard.log_lines, None)
-    library_capture.addFilter(lambda record: record.name != "token-url")
+    library_capture = LogLines(None, guard.log_lines)
+    library_capture.addFilter(lambda record: record.name != SERVICE_LOGGER)
     logging.getLogger().addHandler(library_capture)
     if "token_url.observability" in sys.modules:  # imported by the tests that use the function
         span = sys.modules["token_url.observability"].Span
@@ -238,27 +182,11 @@ def browser(handler: Any) -> Browser:
     return Browser(handler, "alice")
 
 
-class LogCapture(logging.Handler):
-    """Every line the function logs, formatted exactly as Powertools writes it to CloudWatch."""
-
-    def __init__(self, formatter: logging.Formatter | None) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-        if formatter is not None:
-            self.setFormatter(formatter)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture
-def function_logs(app_module: ModuleType) -> Iterator[LogCapture]:
-    service_logger = logging.getLogger("token-url")
-    powertools_handler = next(iter(service_logger.handlers), None)
-    capture = LogCapture(powertools_handler.formatter if powertools_handler else None)
-    service_logger.addHandler(capture)
-    yield capture
-    service_logger.removeHandler(capture)
+def function_logs(app_module: ModuleType) -> Iterator[LogLines]:
+    """Every line the function logs during the test, as CloudWatch would receive it."""
+    with function_log_lines() as capture:
+        yield capture
 
 
 @pytest.fixture(scope="session")

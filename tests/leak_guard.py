@@ -1,4 +1,4 @@
-"""The secret-leak guard every test runs under (tests/conftest.py wires it in).
+"""The secret-leak guard every test runs under (the root conftest wires it in).
 
 It learns the secrets a test uses as they come into being: the apiKeys, every Social Login token and
 provider credential the emulator issues, every Registration access token it mints, and every
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -109,16 +108,3 @@ def _could_be_a_secret(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     return len(value) >= WORD_LENGTH_LIMIT or not _PLAIN_WORD.fullmatch(value)
-
-
-class LogLines(logging.Handler):
-    """Every line the function logs, formatted as Powertools writes it to CloudWatch."""
-
-    def __init__(self, lines: list[str], formatter: logging.Formatter | None) -> None:
-        super().__init__(level=logging.DEBUG)
-        self._lines = lines
-        if formatter is not None:
-            self.setFormatter(formatter)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._lines.append(self.format(record))

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import requests
 
 from devtools.local_stack import AUDIT_COMPONENT, MOTO_COMPONENT
-from tests.support import StoredCookie, cookies_to_send, store_cookies
+from testkit.browser import StoredCookie, cookies_to_send, store_cookies
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_SECONDS = 60.0

@@ -27,7 +27,7 @@ from importer import cli
 from importer.journal import Entry, Journal, JournalError, JournalMismatch, journal_path
 from importer.rows import Rejection, Row, check, read
 from importer.run import End, Importer, Outcome, Policy, RateLimiter, RowResult
-from tests.conftest import API_KEY
+from tests.function_world import API_KEY
 
 TOKEN_URL_COMMAND = pathlib.Path(sys.executable).parent / "token-url"
 ENDPOINT = "add_or_update_access_token"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import Browser
+from testkit.browser import Browser
 
-SESSION_COOKIE = "__Host-tu_session"
-BROWSER_COOKIE = "__Host-tu_browser"
 GOOGLE_ID = "https://www.google.com/profiles/123456789123456789123"
 FACEBOOK_ID = "http://www.facebook.com/profile.php?id=100000000000001"
 

@@ -19,17 +19,14 @@ from botocore.client import BaseClient
 
 from devtools.audit_events import AUDIT_BUS
 from emulator import IdentityCloudEmulator
-from tests.conftest import API_KEY, Aws, LogCapture
-from tests.integration.flows_support import (
-    FACEBOOK_ID,
-    GOOGLE_ID,
-    SESSION_COOKIE,
-    link,
-    sign_in,
-    sign_in_to_registration,
-)
-from tests.support import Browser, FakeLambdaContext, http_event
+from testkit.browser import Browser
+from testkit.events import http_event
+from testkit.lambda_context import FakeLambdaContext
+from testkit.logs import LogLines
+from tests.function_world import API_KEY, Aws
+from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, link, sign_in, sign_in_to_registration
 from token_url.audit import LOST_METRIC, MAX_ATTEMPTS
+from token_url.cookies import SESSION_COOKIE
 from token_url.flows import session_key
 from token_url.secure_values import session_handle
 
@@ -269,7 +266,7 @@ FAILED_ENTRY = {
 class LostEvents:
     """What the function says of the events it could not publish: ERROR lines and the metric."""
 
-    logs: LogCapture
+    logs: LogLines
     capsys: Any
 
     def lines(self) -> list[dict[str, Any]]:
@@ -284,7 +281,7 @@ class LostEvents:
 
 
 @pytest.fixture
-def lost(function_logs: LogCapture, capsys: Any) -> LostEvents:
+def lost(function_logs: LogLines, capsys: Any) -> LostEvents:
     capsys.readouterr()
     return LostEvents(function_logs, capsys)
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from emulator import Fault
-from tests.conftest import LogCapture
+from testkit.browser import Browser
+from testkit.events import http_event
+from testkit.logs import LogLines
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID
-from tests.support import Browser, http_event
 from token_url.settings import Settings
 
 
@@ -109,7 +110,7 @@ def test_without_credentials_callers_any_iam_caller_is_served(browser: Browser, 
 
 
 def test_a_caller_not_in_credentials_callers_is_refused_before_any_upstream_call(
-    browser: Browser, emulator: Any, callers: Callable[[str], None], function_logs: LogCapture
+    browser: Browser, emulator: Any, callers: Callable[[str], None], function_logs: LogLines
 ) -> None:
     callers(ROLE)
     refused = "arn:aws:sts::123456789012:assumed-role/other-role/s"

@@ -24,9 +24,11 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from emulator import Fault, IdentityCloudEmulator
-from tests.conftest import Aws
+from testkit.browser import Browser
+from testkit.events import http_event
+from testkit.lambda_context import context_with
+from tests.function_world import Aws
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, sign_in_to_registration
-from tests.support import Browser, FakeLambdaContext, http_event
 
 # Failures that are not an AWS error reply but a broken connection (botocore's own exceptions).
 CONNECTION_ERRORS: dict[str, Callable[[], Exception]] = {
@@ -123,7 +125,7 @@ def store_credentials(world: World) -> str:
     event = http_event(
         "POST", "/credentials", body=body, headers={"Content-Type": "application/json"}, iam=True
     )
-    reply = world.handler(event, FakeLambdaContext(world.remaining_ms))
+    reply = world.handler(event, context_with(world.remaining_ms))
     return (
         "stored"
         if reply["statusCode"] == 200

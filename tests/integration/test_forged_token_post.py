@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Aws
-from tests.integration.flows_support import (
-    FACEBOOK_ID,
-    GOOGLE_ID,
-    SESSION_COOKIE,
-    sign_in_to_registration,
-)
-from tests.support import APP_ORIGIN, PROVIDER_ORIGIN, Browser, http_event
+from testkit.browser import Browser
+from testkit.events import http_event
+from testkit.sites import APP_ORIGIN, PROVIDER_ORIGIN
+from tests.function_world import Aws
+from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, sign_in_to_registration
+from token_url.cookies import SESSION_COOKIE
 
 ATTACKER_ID = "http://www.facebook.com/profile.php?id=666"
 ATTACKER_ORIGIN = "https://attacker.example"

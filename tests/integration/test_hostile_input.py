@@ -10,17 +10,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Aws, LogCapture
-from tests.integration.flows_support import BROWSER_COOKIE, GOOGLE_ID
-from tests.support import (
-    APP_ORIGIN,
-    APP_URL,
-    HOSTILE_CONTENT_TYPES,
-    HOSTILE_ROUTES,
-    Browser,
-    FakeLambdaContext,
-    http_event,
-)
+from testkit.browser import Browser
+from testkit.events import http_event
+from testkit.lambda_context import FakeLambdaContext
+from testkit.logs import LogLines
+from testkit.sites import APP_ORIGIN, APP_URL
+from tests.function_world import Aws
+from tests.integration.flows_support import GOOGLE_ID
+from tests.support import HOSTILE_CONTENT_TYPES, HOSTILE_ROUTES
+from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 
 text = st.text(max_size=300)
 content_types = st.sampled_from(HOSTILE_CONTENT_TYPES)
@@ -69,7 +67,7 @@ def hostile_events(draw: st.DrawFn) -> dict[str, Any]:
         },
         cookies=draw(
             st.lists(
-                st.sampled_from(["__Host-tu_session=", "__Host-tu_browser="]).map(
+                st.sampled_from([f"{SESSION_COOKIE}=", f"{BROWSER_COOKIE}="]).map(
                     lambda name: name + draw(text.filter(lambda v: ";" not in v))
                 ),
                 max_size=3,
@@ -89,7 +87,7 @@ def hostile_events(draw: st.DrawFn) -> dict[str, Any]:
 )
 @given(event=hostile_events())
 def test_no_hostile_event_gets_a_5xx_or_an_unhandled_error(
-    handler: Any, function_logs: LogCapture, event: dict[str, Any]
+    handler: Any, function_logs: LogLines, event: dict[str, Any]
 ) -> None:
     response = handler(event, FakeLambdaContext())
     assert response["statusCode"] < 500, (event, response)
@@ -181,7 +179,7 @@ def test_invalid_json_bodies_are_422_and_echo_no_input(browser: Browser) -> None
     assert reply.status == 413
 
 
-def test_json_that_breaks_parsers_is_400_not_500(browser: Browser, function_logs: LogCapture) -> None:
+def test_json_that_breaks_parsers_is_400_not_500(browser: Browser, function_logs: LogLines) -> None:
     hostile = [
         "[" * 5000 + "]" * 5000,
         '{"intent": 1' + "0" * 5000 + "}",
@@ -215,7 +213,7 @@ def test_media_type_is_case_insensitive(browser: Browser) -> None:
 
 
 def test_non_ascii_cookie_values_count_as_no_cookie(
-    browser: Browser, emulator: Any, function_logs: LogCapture
+    browser: Browser, emulator: Any, function_logs: LogLines
 ) -> None:
     url = browser.start("sign_in")
     token = emulator.issue_token(url, GOOGLE_ID)

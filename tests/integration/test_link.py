@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 from emulator import Fault
-from tests.conftest import Aws
+from testkit.browser import Browser
+from testkit.sites import APP_URL
+from tests.function_world import Aws
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, link, sign_in, sign_in_to_registration
-from tests.support import APP_URL, Browser
+from token_url.cookies import BROWSER_COOKIE
 
 
 def test_link_calls_link_account_native_with_all_seven_parameters_in_the_body(
@@ -40,9 +42,7 @@ def test_link_works_though_the_cross_site_post_carries_no_session_cookie(
     sign_in_to_registration(browser, emulator)
     token_url = browser.start("link")
     token = emulator.issue_token(token_url, FACEBOOK_ID)
-    assert browser.cookies_for(cross_site=True) == [
-        f"__Host-tu_browser={browser.cookie('__Host-tu_browser')}"
-    ]
+    assert browser.cookies_for(cross_site=True) == [f"{BROWSER_COOKIE}={browser.cookie(BROWSER_COOKIE)}"]
     assert browser.submit_token(token_url, token, cross_site=True).outcome == {"result": "linked"}
 
 

@@ -15,16 +15,12 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from emulator import Fault, IdentityCloudEmulator
-from tests.conftest import Aws
-from tests.integration.flows_support import (
-    FACEBOOK_ID,
-    GOOGLE_ID,
-    SESSION_COOKIE,
-    link,
-    sign_in,
-    sign_in_to_registration,
-)
-from tests.support import APP_ORIGIN, APP_URL, Browser, Reply, http_event
+from testkit.browser import Browser, Reply
+from testkit.events import http_event
+from testkit.sites import APP_ORIGIN, APP_URL
+from tests.function_world import Aws
+from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, link, sign_in, sign_in_to_registration
+from token_url.cookies import SESSION_COOKIE
 
 TWITTER_ID = "https://twitter.com/profile/bob"
 CONFIRM_REDIRECT = f"{APP_URL}?confirm=link"

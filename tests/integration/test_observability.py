@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import LogCapture
+from testkit.browser import Browser
+from testkit.logs import LogLines
 from tests.integration.flows_support import FACEBOOK_ID, link, sign_in, sign_in_to_registration
-from tests.support import Browser
 
 
 def _metrics(output: str) -> list[dict[str, Any]]:
@@ -34,7 +34,7 @@ def test_sign_in_link_conflict_and_rejection_are_counted(
 
 
 def test_capture_errors_are_logged_with_the_upstream_request_id(
-    browser: Browser, emulator: Any, function_logs: LogCapture
+    browser: Browser, emulator: Any, function_logs: LogLines
 ) -> None:
     emulator.link(FACEBOOK_ID, "someone-else")
     sign_in_to_registration(browser, emulator)

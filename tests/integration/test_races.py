@@ -19,17 +19,12 @@ import pytest
 import requests
 
 from emulator import Fault, IdentityCloudEmulator
-from tests.conftest import Aws
-from tests.integration.flows_support import (
-    BROWSER_COOKIE,
-    FACEBOOK_ID,
-    GOOGLE_ID,
-    SESSION_COOKIE,
-    sign_in_to_registration,
-)
+from testkit.browser import Browser
+from tests.function_world import Aws
+from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, sign_in_to_registration
 from tests.leak_guard import LeakGuard
 from tests.stack_support import HttpBrowser, RunningStack
-from tests.support import Browser
+from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 
 SUBMISSIONS = 20
 T = TypeVar("T")
@@ -173,7 +168,7 @@ def test_twenty_concurrent_token_posts_over_http_sign_in_once(local_stack: Runni
             allow_redirects=False,
             timeout=60,
         )
-        session = reply.cookies.get("__Host-tu_session") or ""
+        session = reply.cookies.get(SESSION_COOKIE) or ""
         return reply.status_code, reply.headers.get("Location", ""), session
 
     calls_before = auth_info_calls(local_stack)

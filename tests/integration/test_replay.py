@@ -6,15 +6,10 @@ import threading
 from typing import Any
 
 from emulator import Fault
-from tests.conftest import Aws
-from tests.integration.flows_support import (
-    BROWSER_COOKIE,
-    FACEBOOK_ID,
-    GOOGLE_ID,
-    SESSION_COOKIE,
-    sign_in_to_registration,
-)
-from tests.support import Browser
+from testkit.browser import Browser
+from tests.function_world import Aws
+from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, sign_in_to_registration
+from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 
 
 def test_same_browser_replay_gives_the_same_outcome_with_one_upstream_call(

@@ -7,16 +7,13 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.conftest import API_KEY, Aws, LogCapture
-from tests.integration.flows_support import (
-    BROWSER_COOKIE,
-    FACEBOOK_ID,
-    GOOGLE_ID,
-    SESSION_COOKIE,
-    sign_in,
-    sign_in_to_registration,
-)
-from tests.support import APP_ORIGIN, APP_URL, Browser, StoredCookie, http_event
+from testkit.browser import Browser, StoredCookie
+from testkit.events import http_event
+from testkit.logs import LogLines
+from testkit.sites import APP_ORIGIN, APP_URL
+from tests.function_world import API_KEY, Aws
+from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, sign_in, sign_in_to_registration
+from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 
 ATTACKER_ID = "http://www.facebook.com/profile.php?id=666"
 
@@ -270,7 +267,7 @@ def test_7_the_token_post_only_ever_redirects_to_the_app_url(browser: Browser, e
 
 
 def test_8_no_secret_reaches_a_log_a_response_or_a_store_in_clear(
-    browser: Browser, emulator: Any, aws: Aws, function_logs: LogCapture, capsys: Any
+    browser: Browser, emulator: Any, aws: Aws, function_logs: LogLines, capsys: Any
 ) -> None:
     credentials = {
         "accessToken": "EAAB-provider-access-token-xyz",

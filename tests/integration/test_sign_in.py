@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Aws
-from tests.support import APP_URL, Browser
+from testkit.browser import Browser
+from testkit.sites import APP_URL
+from tests.function_world import Aws
+from token_url.cookies import SESSION_COOKIE
 
-SESSION_COOKIE = "__Host-tu_session"
-BROWSER_COOKIE = "__Host-tu_browser"
 GOOGLE_ID = "https://www.google.com/profiles/123456789123456789123"
 
 

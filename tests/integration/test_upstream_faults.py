@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from emulator import Fault
-from tests.conftest import KEY_ALIAS, SECRET_NAME, Aws
-from tests.integration.flows_support import GOOGLE_ID, SESSION_COOKIE
-from tests.support import Browser
+from testkit.browser import Browser
+from tests.function_world import KEY_ALIAS, SECRET_NAME, Aws
+from tests.integration.flows_support import GOOGLE_ID
+from token_url.cookies import SESSION_COOKIE
 
 
 def _submit(

@@ -48,16 +48,11 @@ import pytest
 from moto.core.model_instances import reset_model_data
 
 from emulator.profiles import PROVIDERS, identifier_for
-from tests.conftest import Aws
-from tests.support import (
-    APP_ORIGIN,
-    APP_URL,
-    HOSTILE_CONTENT_TYPES,
-    HOSTILE_ROUTES,
-    PROVIDER_ORIGIN,
-    Browser,
-    http_event,
-)
+from testkit.browser import Browser
+from testkit.events import http_event
+from testkit.sites import APP_ORIGIN, APP_URL, PROVIDER_ORIGIN
+from tests.function_world import Aws
+from tests.support import HOSTILE_CONTENT_TYPES, HOSTILE_ROUTES
 from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 
 INVOCATIONS = int(os.environ.get("SOAK_INVOCATIONS", "600"))
@@ -305,7 +300,7 @@ class Soak:
         self.drain_leak_guard()
 
     def drain_leak_guard(self) -> None:
-        """The leak guard (tests/conftest.py) keeps every body, log line and printed line until the test
+        """The leak guard (the root conftest) keeps every body, log line and printed line until the test
         ends, then looks for every secret in each: over 10,000 requests that is memory that would pass
         for a leak and a quadratic search. So each epoch's material is checked now, then forgotten (the
         epoch's secrets die with the emulator's reset and the dropped browsers)."""
@@ -740,7 +735,7 @@ def test_soak_warm_invocations_mixing_every_flow_and_bad_inputs(
 ) -> None:
     rng = random.Random(SEED)
     record_property = request.getfixturevalue("record_property")
-    # tests/conftest.py's autouse secret-leak guard, if there is one: drained epoch by epoch (below).
+    # the root conftest's autouse secret-leak guard, if there is one: drained epoch by epoch (below).
     guard = request.getfixturevalue("leak_guard") if "leak_guard" in request.fixturenames else None
     soak = Soak(handler, emulator, aws, rng=rng, capsys=capsys, guard=guard)
     names = list(FLOWS)

@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from emulator import EmulatorServer, Fault, IdentityCloudEmulator, serve
-from tests.conftest import API_KEY as KEY
-from tests.conftest import CLIENT_ID, FLOW, FLOW_VERSION, LOCALE
-from tests.conftest import EMULATOR_DEFAULTS as EMULATOR_SETTINGS
+from tests.function_world import API_KEY as KEY
+from tests.function_world import CLIENT_ID, FLOW, FLOW_VERSION, LOCALE
+from tests.function_world import EMULATOR_DEFAULTS as EMULATOR_SETTINGS
 from token_url.errors import CaptureError, ServiceUnavailable, SocialLoginError
 from token_url.identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
 

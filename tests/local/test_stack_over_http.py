@@ -20,10 +20,8 @@ from devtools.local_stack import AUDIT_COMPONENT, MOTO_COMPONENT
 from devtools.sam_events import load_events
 from emulator import DEFAULT_API_KEY
 from tests.stack_support import HttpBrowser, RunningStack, outcome, port_is_closed, start_stack
+from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 from token_url.secure_values import digest, session_handle
-
-SESSION_COOKIE = "__Host-tu_session"
-BROWSER_COOKIE = "__Host-tu_browser"
 
 
 def unique(prefix: str) -> str:

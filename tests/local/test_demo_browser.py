@@ -21,6 +21,7 @@ import requests
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.stack_support import REPO_ROOT, RunningStack
+from token_url.cookies import SESSION_COOKIE
 
 SCREENSHOTS = REPO_ROOT / "test-output" / "e2e"
 CHROMIUM_FLAGS = [
@@ -189,7 +190,7 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
 
     # The browser holds no session cookie any more; the binding cookie alone grants nothing.
     cookie_names = {cookie["name"] for cookie in page.context.cookies()}
-    assert "__Host-tu_session" not in cookie_names
+    assert SESSION_COOKIE not in cookie_names
 
 
 def _console_errors(page: Page) -> list[str]:
@@ -367,7 +368,7 @@ def test_a_forged_post_to_a_leaked_sign_in_url_signs_nobody_in(
     assert demo.outcome() == "untrusted_origin"
     expect(page.get_by_test_id("session-state")).to_have_text("Signed out.")
     demo.shot("forged-sign-in-refused")
-    assert "__Host-tu_session" not in {cookie["name"] for cookie in page.context.cookies()}
+    assert SESSION_COOKIE not in {cookie["name"] for cookie in page.context.cookies()}
 
 
 def test_demo_link_confirmation_confirm_and_cancel(page: Page, confirming_stack: RunningStack) -> None:

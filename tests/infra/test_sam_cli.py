@@ -9,6 +9,7 @@ import check puts a stand-in for it after the artifact on the path.
 
 from __future__ import annotations
 
+import inspect
 import json
 import pathlib
 import re
@@ -36,6 +37,7 @@ from devtools.sam_cli import (
 )
 from devtools.sam_events import ENV_FILE, EVENTS_DIR
 from devtools.template import FUNCTION_ID, TEMPLATE_PATH, function_environment, load_template
+from testkit import lambda_context
 
 TEMPLATE = TEMPLATE_PATH
 
@@ -234,23 +236,19 @@ def test_artifact_zipped_size_is_within_budget(artifact: pathlib.Path, record_pr
     assert 0 < sizes[TOTAL] < ZIPPED_BUDGET, sizes
 
 
-IMPORT_CHECK = """
+# Run by the artifact's python, which has nothing of the repository: the test kit's context module is
+# sent with it, as the script's first lines.
+IMPORT_CHECK = (
+    inspect.getsource(lambda_context)
+    + """
 import json, sys, sysconfig
 from token_url import app
 import aws_xray_sdk.core  # the [tracer] extra
 import boto3, botocore, jmespath, pydantic, pydantic_core, requests, urllib3
 
-class Context:
-    function_name = "token-url"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:token-url"
-    aws_request_id = "import-check"
-    def get_remaining_time_in_millis(self):
-        return 10_000
-
+context = FakeLambdaContext(function_name="token-url", timeout_seconds=10, request_id="import-check")
 event = json.load(open(sys.argv[1]))
-reply = app.lambda_handler(event, Context())
+reply = app.lambda_handler(event, context)
 print(json.dumps({
     "status": reply["statusCode"],
     "body": reply["body"],
@@ -258,6 +256,7 @@ print(json.dumps({
     "files": {name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())},
 }))
 """
+)
 
 
 def _native_distributions(artifact: pathlib.Path) -> list[Distribution]:

@@ -37,8 +37,9 @@ from devtools.sam_events import (
 )
 from devtools.template import FUNCTION_ID, function_environment, table_env_vars
 from emulator import DEFAULT_API_KEY, EmulatorServer, IdentityCloudEmulator, serve
-from tests.conftest import SECRET_NAME, Aws
-from tests.support import FakeLambdaContext
+from testkit.lambda_context import FakeLambdaContext
+from tests.function_world import SECRET_NAME, Aws
+from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
 from token_url.models import Intent
 from token_url.secure_values import digest
 
@@ -263,7 +264,7 @@ def test_token_url_sign_in_gives_a_token_url_and_a_browser_cookie(
     reply = invoke(sam_local_app, "token-url-sign-in")
     assert reply["statusCode"] == 200, reply
     assert body(reply)["token_url"].startswith("http://localhost:3000/token?nonce=")
-    assert "__Host-tu_browser" in set_cookies(reply)
+    assert BROWSER_COOKIE in set_cookies(reply)
 
 
 def test_token_sign_in_signs_in(sam_local_app: ModuleType, world: EventWorld, aws: Aws) -> None:
@@ -275,7 +276,7 @@ def test_token_sign_in_signs_in(sam_local_app: ModuleType, world: EventWorld, aw
     before = sign_ins()
     reply = invoke(sam_local_app, "token-sign-in")
     assert redirect_query(reply) == {"result": ["signed_in"]}
-    assert "__Host-tu_session" in set_cookies(reply)
+    assert SESSION_COOKIE in set_cookies(reply)
     assert sign_ins() == before + 1
 
 
@@ -327,7 +328,7 @@ def test_session_create_stores_a_registration_session(
     view = body(reply)
     assert view["signed_in"] is True
     assert view["capture"] is True
-    assert "__Host-tu_session" in set_cookies(reply)
+    assert SESSION_COOKIE in set_cookies(reply)
     assert len(aws.items("SessionsTable")) == before + 1
 
 
@@ -359,7 +360,7 @@ def test_session_delete_signs_out(sam_local_app: ModuleType, world: EventWorld) 
     assert read_status() == 200
     reply = invoke(sam_local_app, "session-delete")
     assert reply["statusCode"] == 204
-    assert set_cookies(reply)["__Host-tu_session"].startswith(";")  # emptied
+    assert set_cookies(reply)[SESSION_COOKIE].startswith(";")  # emptied
     assert read_status() == 401
     assert invoke(sam_local_app, "session-read")["statusCode"] == 200  # another session is untouched
 

@@ -23,10 +23,10 @@ from devtools.gateway import (
     Gateway,
     SigV4Verifier,
     build_event,
-    is_text_media_type,
     reply_from_result,
 )
 from devtools.template import HttpRoute, http_routes, load_template
+from testkit.events import is_text_media_type
 
 TOKEN_ROUTE = HttpRoute("POST", "/token", iam=False)
 CREDENTIALS_ROUTE = HttpRoute("POST", "/credentials", iam=True)

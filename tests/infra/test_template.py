@@ -1,34 +1,36 @@
-"""The SAM template (infra/template.yaml) and the devtools that read it. No network."""
+"""Rules the SAM template (infra/template.yaml) keeps, each test named for the property it protects.
+
+Least privilege, encryption, recovery, expiry, an alarm for every failure the function counts, routes
+and settings that match the function's code: values are checked against the code that relies on them,
+not restated. devtools.template, which reads the template: test_template_tools.py. No network.
+"""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import inspect
 import re
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from devtools import template as tpl
+from devtools.gateway import INTEGRATION_TIMEOUT_SECONDS
+from devtools.sam_cli import LAMBDA_PLATFORM, RUNTIME_VERSION
+from tests.infra.template_support import TABLES, function, policy_statements, references, resources
 from tests.support import as_list
+from token_url import observability
+from token_url.models import NonceRecord, SessionRecord
 
 REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = tpl.load_template()
 
-ROUTES = {
-    ("/token-url", "POST"),
-    ("/token", "POST"),
-    ("/session", "POST"),
-    ("/session", "GET"),
-    ("/session", "DELETE"),
-    ("/credentials", "POST"),
-    ("/health", "GET"),
-    ("/link", "GET"),
-    ("/link", "POST"),
-}
 IAM_ROUTES = {("/credentials", "POST")}
 
 FUNCTION_ENV = {
@@ -54,17 +56,26 @@ FUNCTION_ENV = {
     "LINK_CONFIRMATION",
     "LINK_CONFIRMATION_SECONDS",
 }
-GLOBAL_ENV = {
-    "POWERTOOLS_SERVICE_NAME": "token-url",
-    "POWERTOOLS_METRICS_NAMESPACE": "TokenUrl",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
+GLOBAL_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+LAMBDA_ARCHITECTURES = {"aarch64": "arm64", "x86_64": "x86_64"}
+MAX_LOG_RETENTION_DAYS = 365
+FUNCTION_PACKAGE = REPO / "functions" / "token_url" / "token_url"
+ALARMED_FAILURES = {
+    # metric the function counts: why an operator must hear of it
+    "UpstreamErrors": "Social Login or Capture failing: nobody can sign in or link",
+    "RejectedTokens": "token submissions refused in numbers: replay, CSRF or probing",
+    "AuditEventsLost": "an audit event EventBridge refused: it must be replayed from its ERROR line",
 }
-TABLES = {
-    # logical id: (hash key, TTL attribute, env var)
-    "SessionsTable": ("pk", "expires_at", "SESSIONS_TABLE"),
-    "NoncesTable": ("pk", "expires_at", "NONCES_TABLE"),
-    "IdempotencyTable": ("id", "expiration", "IDEMPOTENCY_TABLE"),
+NOT_ALARMED = {
+    # metric the function counts: why no alarm
+    "SignIns": "the service working",
+    "Links": "the service working",
+    "LinkConflicts": "a person's own mistake (an identity linked to another account), answered to them",
+    "UntrustedOrigins": "a token POST from a page the function does not trust, answered with an error",
 }
+LAMBDA_FAILURES = ("Errors", "Throttles")
+RECORDS = {"SessionsTable": SessionRecord, "NoncesTable": NonceRecord}
+"""The function's model of each table's items (the idempotency table's are Powertools')."""
 GUARDED_SERVICES = ("dynamodb:", "kms:", "secretsmanager:", "logs:", "events:")
 
 
@@ -73,108 +84,54 @@ def template() -> dict[str, Any]:
     return tpl.load_template()
 
 
-def resources(template: dict[str, Any]) -> dict[str, Any]:
-    return template["Resources"]
-
-
-def function(template: dict[str, Any]) -> dict[str, Any]:
-    return resources(template)["TokenUrlFunction"]["Properties"]
-
-
-def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(logical id, statement) for every identity-based IAM policy statement in the template."""
-    for logical_id, resource in resources(template).items():
-        properties = resource.get("Properties", {})
-        if resource["Type"] in {"AWS::IAM::Policy", "AWS::IAM::RolePolicy", "AWS::IAM::ManagedPolicy"}:
-            documents = [properties["PolicyDocument"]]
-        elif resource["Type"] == "AWS::IAM::Role":
-            documents = [policy["PolicyDocument"] for policy in properties.get("Policies", [])]
-        else:
-            continue
-        for document in documents:
-            for statement in as_list(document["Statement"]):
-                yield logical_id, statement
-
-
-def references(value: Any) -> set[str]:
-    """Logical ids (and parameters) a template value refers to: Ref, GetAtt and ${...} in Sub."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
-            elif key == "Fn::GetAtt":
-                target = inner[0] if isinstance(inner, list) else str(inner).split(".", 1)[0]
-                found.add(target)
-            elif key == "Fn::Sub":
-                text, variables = (inner[0], inner[1]) if isinstance(inner, list) else (inner, {})
-                for name in re.findall(r"\$\{([^!}][^}]*)\}", text):
-                    if name.split(".", 1)[0] not in variables:
-                        found.add(name.split(".", 1)[0])
-                found |= references(variables)
-            else:
-                found |= references(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            found |= references(inner)
-    return found
-
-
-# ---------------------------------------------------------------- loader
-
-
-def test_loader_turns_short_tags_into_long_forms() -> None:
-    loaded = tpl.loads(
-        "a: !Ref X\n"
-        "b: !GetAtt R.Arn\n"
-        "c: !Sub 'x-${AWS::Region}'\n"
-        "d: !Join ['', [a, !Ref Y]]\n"
-        "e: !If [C, 1, !Ref AWS::NoValue]\n"
-        "f: !Condition C\n"
-        "g: !GetAtt [R, Arn]\n"
-        "h: !Select [0, !Split [',', 'a,b']]\n"
-    )
-    assert loaded == {
-        "a": {"Ref": "X"},
-        "b": {"Fn::GetAtt": ["R", "Arn"]},
-        "c": {"Fn::Sub": "x-${AWS::Region}"},
-        "d": {"Fn::Join": ["", ["a", {"Ref": "Y"}]]},
-        "e": {"Fn::If": ["C", 1, {"Ref": "AWS::NoValue"}]},
-        "f": {"Condition": "C"},
-        "g": {"Fn::GetAtt": ["R", "Arn"]},
-        "h": {"Fn::Select": [0, {"Fn::Split": [",", "a,b"]}]},
-    }
-
-
-def test_loader_is_safe() -> None:
-    with pytest.raises(Exception, match="python/object"):
-        tpl.loads("a: !!python/object/apply:os.system ['true']\n")
-
-
-def test_template_path_is_the_repo_template(template: dict[str, Any]) -> None:
-    assert tpl.TEMPLATE_PATH == REPO / "infra" / "template.yaml"
-    assert template["Transform"] == "AWS::Serverless-2016-10-31"
-
-
 # ---------------------------------------------------------------- function
 
 
-def test_globals(template: dict[str, Any]) -> None:
+def test_the_runtime_and_architecture_are_the_ones_the_artifact_is_built_for(
+    template: dict[str, Any],
+) -> None:
+    """`sam build` pins compiled wheels for one python and one CPU (devtools.sam_cli): no other loads them."""
     globals_ = template["Globals"]["Function"]
-    assert globals_["Runtime"] == "python3.13"
-    assert globals_["Architectures"] == ["arm64"]
-    assert globals_["MemorySize"] == 512
-    assert globals_["Timeout"] == 15
-    assert globals_["Tracing"] == "Active"
-    assert globals_["Environment"]["Variables"] == GLOBAL_ENV
+    assert globals_["Runtime"] == f"python{RUNTIME_VERSION}"
+    platform = LAMBDA_PLATFORM[LAMBDA_PLATFORM.index("--platform") + 1]
+    assert globals_["Architectures"] == [LAMBDA_ARCHITECTURES[platform.split("_", 1)[1]]]
 
 
-def test_function_code_and_handler(template: dict[str, Any]) -> None:
+def test_the_function_times_out_before_api_gateway_gives_up_on_it(template: dict[str, Any]) -> None:
+    """Past the API's integration timeout the caller gets the gateway's error, not the function's answer."""
+    timeout = template["Globals"]["Function"]["Timeout"]
+    assert 0 < timeout < INTEGRATION_TIMEOUT_SECONDS
+
+
+def test_traces_are_sent_for_the_functions_tracer(template: dict[str, Any]) -> None:
+    """Powertools' Tracer sends segments only when Lambda traces the function, and the role may write them."""
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+    managed = resources(template)["TokenUrlFunctionRole"]["Properties"]["ManagedPolicyArns"]
+    assert any("AWSXrayWriteOnlyAccess" in str(arn) for arn in managed)
+
+
+def test_metrics_are_published_where_the_alarms_watch(template: dict[str, Any]) -> None:
+    """The namespace and service the function publishes under are the ones its alarms name."""
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(env) == GLOBAL_ENV
+    assert env["POWERTOOLS_SERVICE_NAME"] == observability.SERVICE
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == observability.NAMESPACE
+    # Not DEBUG: Powertools then logs whole events, whose query strings carry one-time values.
+    assert env["POWERTOOLS_LOG_LEVEL"] in {"INFO", "WARNING", "ERROR"}
+
+
+def test_the_handler_is_the_packages_lambda_handler(template: dict[str, Any]) -> None:
+    """Lambda imports Handler from CodeUri: the module must be there and define the function."""
     properties = function(template)
-    assert properties["CodeUri"] == "../functions/token_url/"
-    assert properties["Handler"] == "token_url.app.lambda_handler"
+    code_dir = (REPO / "infra" / properties["CodeUri"]).resolve()
+    assert code_dir == REPO / "functions" / "token_url"
+    module, _, attribute = properties["Handler"].rpartition(".")
+    source = code_dir / (module.replace(".", "/") + ".py")
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert attribute in defined, properties["Handler"]
+    # The role whose grants the IAM rules (here and in test_permissions.py) check.
     assert properties["Role"] == {"Fn::GetAtt": ["TokenUrlFunctionRole", "Arn"]}
-    assert (REPO / "infra" / properties["CodeUri"]).resolve() == REPO / "functions" / "token_url"
 
 
 def test_function_environment_has_exactly_the_variables_the_code_reads(template: dict[str, Any]) -> None:
@@ -223,20 +180,23 @@ def test_link_confirmation_parameters_reach_the_function(template: dict[str, Any
     )
 
 
-def test_table_env_vars(template: dict[str, Any]) -> None:
-    assert tpl.table_env_vars(template) == {env: logical_id for logical_id, (_, _, env) in TABLES.items()}
-
-
-def test_function_log_group(template: dict[str, Any]) -> None:
+def test_the_function_logs_to_its_own_group(template: dict[str, Any]) -> None:
     properties = function(template)
     assert properties["LoggingConfig"]["LogGroup"] == {"Ref": "TokenUrlFunctionLogGroup"}
     log_group = resources(template)["TokenUrlFunctionLogGroup"]
     assert log_group["Type"] == "AWS::Logs::LogGroup"
-    assert log_group["Properties"]["RetentionInDays"] == 30
     # The group is the function's default one, so nothing else ever creates an unbounded group.
     assert log_group["Properties"]["LogGroupName"] == {
         "Fn::Sub": "/aws/lambda/" + properties["FunctionName"]["Fn::Sub"]
     }
+
+
+@pytest.mark.parametrize("logical_id", sorted(tpl.resources_of_type(TEMPLATE, "AWS::Logs::LogGroup")))
+def test_every_log_group_forgets(template: dict[str, Any], logical_id: str) -> None:
+    """Logs hold IP addresses and profile URLs: kept a bounded time, never forever (the default)."""
+    retention = resources(template)[logical_id]["Properties"].get("RetentionInDays")
+    assert isinstance(retention, int)
+    assert 1 <= retention <= MAX_LOG_RETENTION_DAYS
 
 
 # ---------------------------------------------------------------- HTTP API
@@ -253,8 +213,16 @@ def events(template: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return found
 
 
-def test_every_route_is_a_function_event(template: dict[str, Any]) -> None:
-    assert set(events(template)) == ROUTES
+def function_routes(app_module: ModuleType) -> set[tuple[str, str]]:
+    """(path, method) of every route the function's resolver serves."""
+    [resolver] = [value for value in vars(app_module).values() if isinstance(value, APIGatewayHttpResolver)]
+    routes = resolver._static_routes + resolver._dynamic_routes
+    return {(route.path, route.method.upper()) for route in routes}
+
+
+def test_the_apis_routes_are_the_functions_routes(template: dict[str, Any], app_module: ModuleType) -> None:
+    """A route the API lacks is unreachable; one the function lacks is a 404 behind API Gateway's auth."""
+    assert set(events(template)) == function_routes(app_module)
 
 
 def test_credentials_route_requires_iam_and_no_other_route_does(template: dict[str, Any]) -> None:
@@ -280,7 +248,7 @@ def test_api_integrations_name_the_function_without_referencing_it(template: dic
             assert integration["payloadFormatVersion"] == "2.0"
             uri = integration["uri"]["Fn::Sub"]
             assert uri.endswith(f":function:{function_name}/invocations")
-    assert routes == ROUTES
+    assert routes == set(events(template))
     assert "TokenUrlFunction" not in references(resources(template)["HttpApi"])
 
 
@@ -306,7 +274,7 @@ def test_no_circular_dependencies(template: dict[str, Any]) -> None:
         visit(node, ())
 
 
-def test_api_throttling_and_access_logs(template: dict[str, Any]) -> None:
+def test_the_api_is_throttled_and_its_access_logs_carry_no_query(template: dict[str, Any]) -> None:
     api = resources(template)["HttpApi"]["Properties"]
     assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
     assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
@@ -315,86 +283,81 @@ def test_api_throttling_and_access_logs(template: dict[str, Any]) -> None:
     # The token URL's query string carries a one-time value: never log paths or queries.
     assert "$context.path" not in log_format
     assert "querystring" not in log_format.lower()
-    assert resources(template)["HttpApiAccessLogGroup"]["Properties"]["RetentionInDays"] == 30
 
 
 # ---------------------------------------------------------------- tables
 
 
+def test_the_tables_keys_are_the_ones_the_function_writes() -> None:
+    for logical_id, record in RECORDS.items():
+        key, expiry, _ = TABLES[logical_id]
+        assert {key, expiry} <= set(record.model_fields), logical_id
+    # The function's idempotency layer keeps Powertools' default attribute names.
+    idempotency = inspect.signature(DynamoDBPersistenceLayer.__init__).parameters
+    key, expiry, _ = TABLES["IdempotencyTable"]
+    assert (idempotency["key_attr"].default, idempotency["expiry_attr"].default) == (key, expiry)
+
+
+def table(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    resource = resources(template)[logical_id]
+    assert resource["Type"] == "AWS::DynamoDB::Table"
+    return dict(resource["Properties"])
+
+
 @pytest.mark.parametrize("logical_id", sorted(TABLES))
-def test_table_settings(template: dict[str, Any], logical_id: str) -> None:
-    hash_key, ttl_attribute, _ = TABLES[logical_id]
-    table = resources(template)[logical_id]
-    assert table["Type"] == "AWS::DynamoDB::Table"
-    properties = table["Properties"]
+def test_every_table_is_encrypted_at_rest_with_kms(template: dict[str, Any], logical_id: str) -> None:
+    """Sessions name people and hold sealed credentials: encrypted at rest by KMS.
+
+    The AWS-owned key, not CredentialsKey: the fields that matter are sealed with CredentialsKey by the
+    function itself, so that no reader of the table (a backup, an export) sees them.
+    """
+    assert table(template, logical_id)["SSESpecification"]["SSEEnabled"] is True
+
+
+@pytest.mark.parametrize("logical_id", sorted(TABLES))
+def test_every_table_can_be_restored_to_a_point_in_time(template: dict[str, Any], logical_id: str) -> None:
+    """A bad deploy or a mistaken delete must not sign everyone out or reopen spent one-time values."""
+    recovery = table(template, logical_id)["PointInTimeRecoverySpecification"]
+    assert recovery == {"PointInTimeRecoveryEnabled": True}
+
+
+@pytest.mark.parametrize("logical_id", sorted(TABLES))
+def test_every_table_deletes_expired_items_by_the_attribute_the_function_writes(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    """Every item is short-lived; TTL on another attribute would keep sessions and attempts forever."""
+    _, expiry, _ = TABLES[logical_id]
+    ttl = table(template, logical_id)["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": expiry, "Enabled": True}
+
+
+@pytest.mark.parametrize("logical_id", sorted(TABLES))
+def test_every_table_is_keyed_as_the_function_reads_it(template: dict[str, Any], logical_id: str) -> None:
+    key, _, _ = TABLES[logical_id]
+    properties = table(template, logical_id)
+    assert properties["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}]
+
+
+@pytest.mark.parametrize("logical_id", sorted(TABLES))
+def test_every_table_scales_with_traffic_and_is_named_per_stack(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    """On demand: a burst of sign-ins is never refused for capacity. No fixed name: stacks never collide."""
+    properties = table(template, logical_id)
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
-    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert properties["SSESpecification"]["SSEEnabled"] is True
-    assert properties["TimeToLiveSpecification"] == {"AttributeName": ttl_attribute, "Enabled": True}
-    assert properties["KeySchema"] == [{"AttributeName": hash_key, "KeyType": "HASH"}]
-    assert properties["AttributeDefinitions"] == [{"AttributeName": hash_key, "AttributeType": "S"}]
     assert "TableName" not in properties
 
 
-def test_only_the_three_tables(template: dict[str, Any]) -> None:
+def test_every_table_is_one_the_function_is_told_about(template: dict[str, Any]) -> None:
     assert set(tpl.resources_of_type(template, "AWS::DynamoDB::Table")) == set(TABLES)
     assert not tpl.resources_of_type(template, "AWS::Serverless::SimpleTable")
-
-
-def test_table_definitions_and_ttl_attributes(template: dict[str, Any]) -> None:
-    definitions = tpl.table_definitions(template)
-    assert set(definitions) == set(TABLES)
-    for logical_id, (hash_key, _, _) in TABLES.items():
-        assert definitions[logical_id] == {
-            "TableName": logical_id,
-            "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": hash_key, "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-    assert tpl.ttl_attributes(template) == {logical_id: ttl for logical_id, (_, ttl, _) in TABLES.items()}
-
-
-@pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-
-
-@pytest.mark.usefixtures("aws_credentials")
-def test_create_tables_against_moto(template: dict[str, Any]) -> None:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        created = tpl.create_tables(client, template)
-        assert created == {env: logical_id for logical_id, (_, _, env) in TABLES.items()}
-        assert sorted(client.list_tables()["TableNames"]) == sorted(TABLES)
-        for logical_id, (hash_key, ttl_attribute, env) in TABLES.items():
-            table = client.describe_table(TableName=created[env])["Table"]
-            assert table["KeySchema"] == [{"AttributeName": hash_key, "KeyType": "HASH"}]
-            assert table["AttributeDefinitions"] == [{"AttributeName": hash_key, "AttributeType": "S"}]
-            assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-            ttl = client.describe_time_to_live(TableName=created[env])["TimeToLiveDescription"]
-            assert ttl["TimeToLiveStatus"] == "ENABLED"
-            assert ttl["AttributeName"] == ttl_attribute, logical_id
-
-
-@pytest.mark.usefixtures("aws_credentials")
-def test_create_tables_with_prefix_is_rerunnable(template: dict[str, Any]) -> None:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        first = tpl.create_tables(client, template, prefix="local-")
-        client.put_item(TableName=first["SESSIONS_TABLE"], Item={"pk": {"S": "kept"}})
-        second = tpl.create_tables(client, template, prefix="local-")
-        assert first == second == {env: f"local-{logical_id}" for logical_id, (_, _, env) in TABLES.items()}
-        assert "Item" in client.get_item(TableName=first["SESSIONS_TABLE"], Key={"pk": {"S": "kept"}})
 
 
 # ---------------------------------------------------------------- IAM and KMS
 
 
-def test_role_has_the_managed_policies(template: dict[str, Any]) -> None:
+def test_the_role_has_no_managed_policy_wider_than_xray(template: dict[str, Any]) -> None:
     role = resources(template)["TokenUrlFunctionRole"]
     assert role["Type"] == "AWS::IAM::Role"
     managed = {arn["Fn::Sub"].rsplit("/", 1)[-1] for arn in role["Properties"]["ManagedPolicyArns"]}
@@ -407,19 +370,47 @@ def test_role_has_the_managed_policies(template: dict[str, Any]) -> None:
     assert "TokenUrlFunctionPolicy" in as_list(resources(template)["TokenUrlFunction"]["DependsOn"])
 
 
-def test_no_wildcard_resources_for_data_actions(template: dict[str, Any]) -> None:
-    statements = list(policy_statements(template))
-    assert statements
-    for logical_id, statement in statements:
-        actions = as_list(statement["Action"])
-        assert all("*" not in action for action in actions), (logical_id, actions)
-        if any(action.startswith(GUARDED_SERVICES) for action in actions):
-            for resource in as_list(statement["Resource"]):
-                assert not (isinstance(resource, str) and "*" in resource), (logical_id, statement)
+STATEMENTS = {
+    statement.get("Sid", logical_id): statement for logical_id, statement in policy_statements(TEMPLATE)
+}
 
 
-def test_iam_grants_only_to_the_function_resources(template: dict[str, Any]) -> None:
-    # Which actions on which resource: tests/integration/test_permissions.py, from the calls flows make.
+def test_the_policy_has_statements() -> None:
+    assert STATEMENTS
+
+
+@pytest.mark.parametrize("sid", sorted(STATEMENTS))
+def test_every_statement_names_specific_actions(sid: str) -> None:
+    """Least privilege: `dynamodb:*` or `kms:*` would grant calls no flow makes (test_permissions.py)."""
+    statement = STATEMENTS[sid]
+    assert statement["Effect"] == "Allow"
+    actions = as_list(statement["Action"])
+    assert all("*" not in action for action in actions), actions
+
+
+@pytest.mark.parametrize("sid", sorted(STATEMENTS))
+def test_every_statement_is_scoped_to_this_stacks_resources(template: dict[str, Any], sid: str) -> None:
+    """Least privilege: each grant names a resource of this stack, or the apiKey secret it is given; no `*`.
+
+    The one grant on `*` is the managed X-Ray write policy: X-Ray has no resource to scope a grant to.
+    """
+    own = set(resources(template)) | {"SocialLoginApiKeySecretArn"}
+    for resource in as_list(STATEMENTS[sid]["Resource"]):
+        assert not isinstance(resource, str), (sid, resource)
+        assert references(resource), (sid, resource)
+        assert references(resource) <= own, (sid, resource)
+
+
+def test_the_key_policys_only_wildcard_is_the_key_itself(template: dict[str, Any]) -> None:
+    """In a key policy, Resource is `*` and means this key only: AWS requires it (the key's ARN does not
+    exist before its policy does). No statement grants every KMS action."""
+    for statement in key_statements(template):
+        assert statement["Resource"] == "*"
+        assert not {"*", "kms:*"} & set(as_list(statement["Action"]))
+
+
+def test_each_service_is_granted_only_on_the_functions_resources(template: dict[str, Any]) -> None:
+    # Which actions on which resource: tests/infra/test_permissions.py, from the calls flows make.
     granted: dict[str, list[Any]] = {}
     for _, statement in policy_statements(template):
         assert statement["Effect"] == "Allow"
@@ -564,7 +555,7 @@ def test_parameter_patterns(template: dict[str, Any], parameter: str, good: str,
     assert not pattern.fullmatch(bad)
 
 
-def test_safe_defaults(template: dict[str, Any]) -> None:
+def test_defaults_satisfy_their_own_patterns(template: dict[str, Any]) -> None:
     parameters = template["Parameters"]
     assert parameters["CaptureFlow"]["Default"] == "standard"
     assert parameters["CaptureLocale"]["Default"] == "en-US"
@@ -576,32 +567,64 @@ def test_safe_defaults(template: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- alarms and outputs
 
 
-def alarm_metrics(template: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    return {
-        (alarm["Properties"]["Namespace"], alarm["Properties"]["MetricName"]): alarm["Properties"][
-            "Dimensions"
-        ]
+def counted_metrics() -> set[str]:
+    """Every metric the function's code counts: `count("Name")`, or `count(CONSTANT)` of a module constant."""
+    names: set[str] = set()
+    for source in FUNCTION_PACKAGE.glob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        names |= set(re.findall(r'\bcount\("([A-Za-z]+)"\)', text))
+        for constant in re.findall(r"\bcount\(([A-Z_]+)\)", text):
+            names |= set(re.findall(rf'^{constant} = "([A-Za-z]+)"', text, re.MULTILINE))
+    return names
+
+
+def test_every_metric_the_function_counts_is_alarmed_or_said_why_not() -> None:
+    assert counted_metrics() == set(ALARMED_FAILURES) | set(NOT_ALARMED)
+
+
+def alarms_on(template: dict[str, Any], namespace: str, metric: str) -> list[dict[str, Any]]:
+    return [
+        alarm["Properties"]
         for alarm in tpl.resources_of_type(template, "AWS::CloudWatch::Alarm").values()
-    }
+        if (alarm["Properties"]["Namespace"], alarm["Properties"]["MetricName"]) == (namespace, metric)
+    ]
 
 
-def test_alarms(template: dict[str, Any]) -> None:
-    metrics = alarm_metrics(template)
-    function_dimension = [{"Name": "FunctionName", "Value": {"Ref": "TokenUrlFunction"}}]
-    service_dimension = [{"Name": "service", "Value": "token-url"}]
-    assert metrics[("AWS/Lambda", "Errors")] == function_dimension
-    assert metrics[("AWS/Lambda", "Throttles")] == function_dimension
-    assert metrics[("TokenUrl", "UpstreamErrors")] == service_dimension
-    assert metrics[("TokenUrl", "RejectedTokens")] == service_dimension
-    assert metrics[("TokenUrl", "AuditEventsLost")] == service_dimension
-    lost = resources(template)["AuditEventsLostAlarm"]["Properties"]
-    # One lost event is one too many: it must be replayed from its ERROR line.
+@pytest.mark.parametrize("metric", sorted(ALARMED_FAILURES))
+def test_every_failure_the_function_counts_has_an_alarm(template: dict[str, Any], metric: str) -> None:
+    """Alarmed where Powertools publishes it: the function's namespace, with its service dimension."""
+    [alarm] = alarms_on(template, observability.NAMESPACE, metric)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": observability.SERVICE}]
+    assert alarm["Statistic"] == "Sum"
+
+
+@pytest.mark.parametrize("metric", LAMBDA_FAILURES)
+def test_the_functions_errors_and_throttles_have_alarms(template: dict[str, Any], metric: str) -> None:
+    """Lambda's own failure metrics, for this function: a crash or a throttle is nobody signing in."""
+    [alarm] = alarms_on(template, "AWS/Lambda", metric)
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "TokenUrlFunction"}}]
+
+
+@pytest.mark.parametrize("logical_id", sorted(tpl.resources_of_type(TEMPLATE, "AWS::CloudWatch::Alarm")))
+def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(
+    template: dict[str, Any], logical_id: str
+) -> None:
+    """An alarm nobody hears is no alarm; a quiet period (no data) is no failure."""
+    alarm = resources(template)[logical_id]["Properties"]
+    notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert alarm["AlarmActions"] == notify
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["Threshold"] >= 1
+
+
+def test_one_lost_audit_event_raises_the_alarm(template: dict[str, Any]) -> None:
+    """One lost event is one too many: it must be replayed from its ERROR line."""
+    [lost] = alarms_on(template, observability.NAMESPACE, "AuditEventsLost")
     assert lost["Threshold"] == 1
-    assert lost["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert lost["Statistic"] == "Sum"
 
 
-def test_outputs(template: dict[str, Any]) -> None:
+def test_the_outputs_give_an_operator_what_to_configure_and_find(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     condition, custom, default = function(template)["Environment"]["Variables"]["PUBLIC_BASE_URL"]["Fn::If"]
     assert outputs["ApiBaseUrl"]["Value"] == {"Fn::If": [condition, custom, default]}

@@ -15,9 +15,12 @@ from botocore.client import BaseClient
 from devtools.audit_events import AUDIT_BUS
 from devtools.template import resources_of_type
 from emulator import Fault, IdentityCloudEmulator
-from tests.conftest import KEY_ALIAS, SECRET_NAME
+from testkit.browser import Browser
+from testkit.events import http_event
+from testkit.lambda_context import FakeLambdaContext
+from tests.function_world import KEY_ALIAS, SECRET_NAME
 from tests.integration.flows_support import FACEBOOK_ID, link, sign_in, sign_in_to_registration
-from tests.support import Browser, FakeLambdaContext, as_list, http_event
+from tests.support import as_list
 
 Call = tuple[str, str]  # ("dynamodb:GetItem", resource)
 LOG_GROUP = "TokenUrlFunctionLogGroup"

@@ -1,0 +1,10 @@
+"""The sites a test or benchmark run of the function involves, as its settings name them."""
+
+APP_URL = "https://app.example.test/account"
+"""The web application's page: every token redirect goes back here."""
+APP_ORIGIN = "https://app.example.test"
+PUBLIC_BASE_URL = "https://api.example.test"
+"""Where the function's HTTP API is published: token URLs are built on it."""
+PUBLIC_HOST = "api.example.test"
+PROVIDER_ORIGIN = "https://myapp.rpxnow.com"
+"""Social Login's own domain: its auto-submitted token POST comes from here (cross-site)."""
