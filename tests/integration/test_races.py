@@ -55,7 +55,7 @@ def one_dynamodb_call_at_a_time(app_module: Any, monkeypatch: pytest.MonkeyPatch
     moto's in-process backend is not thread-safe (two updates of one item at once can fail inside moto),
     which would be a failure of the test's stand-in, not of the flow under test.
     """
-    client = app_module._dynamodb
+    client = app_module.service.dynamodb
     lock = threading.Lock()
     make_api_call = client._make_api_call
 
@@ -81,7 +81,9 @@ def test_twenty_concurrent_submissions_of_one_token_sign_in_once(
 
     outcomes = all_at_once(
         SUBMISSIONS,
-        lambda: app_module.service.complete_token(token=token, nonce=nonce_of(token_url), browser=binding),
+        lambda: app_module.service.token_post.complete(
+            token=token, nonce=nonce_of(token_url), browser=binding
+        ),
     )
 
     assert len(emulator.calls_to("auth_info")) == 1
@@ -115,7 +117,7 @@ def test_two_browsers_linking_one_identity_at_once_make_one_link(
     def submit() -> tuple[str | None, str | None]:
         with lock:
             token, nonce, binding = next(pending)
-        outcome = app_module.service.complete_token(token=token, nonce=nonce, browser=binding)
+        outcome = app_module.service.token_post.complete(token=token, nonce=nonce, browser=binding)
         return outcome.result, outcome.error
 
     outcomes = all_at_once(2, submit)
@@ -131,7 +133,7 @@ def test_two_tabs_confirming_one_pending_link_at_once_make_one_upstream_call(
 ) -> None:
     service = app_module.service
     monkeypatch.setattr(
-        service, "_settings", service._settings.model_copy(update={"link_confirmation": "on"})
+        service.link, "_settings", service.link._settings.model_copy(update={"link_confirmation": "on"})
     )
     sign_in_to_registration(browser, emulator, "user-1")
     token_url = browser.start("link")
