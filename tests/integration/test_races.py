@@ -142,7 +142,7 @@ def test_two_tabs_confirming_one_pending_link_at_once_make_one_upstream_call(
     session_id = browser.cookie(SESSION_COOKIE)
     emulator.set_fault("link_account_native", Fault.delay(0.3))  # the first is upstream when the second asks
 
-    outcomes = all_at_once(2, lambda: service.confirm_link(session_id, confirm=True))
+    outcomes = all_at_once(2, lambda: service.link.decide(session_id, confirm=True))
 
     assert sorted((str(outcome.decision), str(outcome.error)) for outcome in outcomes) == [
         ("None", "no_pending_link"),
