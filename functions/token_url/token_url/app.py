@@ -54,7 +54,7 @@ def health() -> dict[str, str]:
 
 @app.post("/token-url")
 def post_token_url(request: TokenUrlRequest) -> Response[TokenUrlResponse]:
-    started = service.start.start(
+    started = service.token_urls.start(
         request.intent, browser=_cookie(BROWSER_COOKIE), session_id=_cookie(SESSION_COOKIE)
     )
     body = TokenUrlResponse(token_url=started.token_url)

@@ -47,7 +47,7 @@ class Service:
     dynamodb: DynamoDBClient
     api_key_source: ApiKeySource
     audit_trail: AuditTrail
-    start: StartTokenUrl
+    token_urls: StartTokenUrl
     token_post: TokenPost
     link: Link
     sessions: Sessions
@@ -115,7 +115,7 @@ def build_service(settings: Settings) -> Service:
         dynamodb=dynamodb,
         api_key_source=api_key_source,
         audit_trail=audit_trail,
-        start=StartTokenUrl(settings=settings, sessions=sessions, nonces=nonces, clock=clock),
+        token_urls=StartTokenUrl(settings=settings, sessions=sessions, nonces=nonces, clock=clock),
         token_post=token_post,
         link=link,
         sessions=Sessions(sessions=sessions, vault=vault, audit=audit_trail, clock=clock),

@@ -249,7 +249,7 @@ class FlowWorld:
         self.idempotency = InMemoryIdempotencyStore()
         self.sleeps: list[float] = []
         profiles = ProfileReader(client=self.cloud, token_endpoint=self.settings.token_endpoint)
-        self.start = StartTokenUrl(
+        self.token_urls = StartTokenUrl(
             settings=self.settings, sessions=self.sessions, nonces=self.nonces, clock=self.clock
         )
         self.link = Link(
@@ -300,7 +300,7 @@ class FlowWorld:
 
     def start_token_url(self, intent: Intent, *, session_id: str | None = None) -> tuple[str, str]:
         """(nonce, browser binding) of a new token URL."""
-        started = self.start.start(intent, browser=None, session_id=session_id)
+        started = self.token_urls.start(intent, browser=None, session_id=session_id)
         return started.token_url.split("nonce=", 1)[1], started.browser
 
     def capture_session(self, access_token: str = "registration-access-token") -> str:

@@ -14,7 +14,7 @@ BROWSER = "b" * 43
 
 
 def test_a_sign_in_url_carries_a_one_time_value_bound_to_the_browser(world: FlowWorld) -> None:
-    started = world.start.start(Intent.SIGN_IN, browser=BROWSER, session_id=None)
+    started = world.token_urls.start(Intent.SIGN_IN, browser=BROWSER, session_id=None)
 
     assert started.browser == BROWSER
     endpoint, nonce = started.token_url.split("?nonce=")
@@ -27,8 +27,8 @@ def test_a_sign_in_url_carries_a_one_time_value_bound_to_the_browser(world: Flow
 
 
 def test_a_browser_without_a_binding_is_given_a_new_one(world: FlowWorld) -> None:
-    first = world.start.start(Intent.SIGN_IN, browser=None, session_id=None)
-    second = world.start.start(Intent.SIGN_IN, browser=None, session_id=None)
+    first = world.token_urls.start(Intent.SIGN_IN, browser=None, session_id=None)
+    second = world.token_urls.start(Intent.SIGN_IN, browser=None, session_id=None)
 
     assert len(first.browser) == 43
     assert first.browser != second.browser
@@ -39,7 +39,7 @@ def test_a_browser_without_a_binding_is_given_a_new_one(world: FlowWorld) -> Non
 
 
 def test_a_sign_in_records_the_session_it_will_replace(world: FlowWorld) -> None:
-    world.start.start(Intent.SIGN_IN, browser=BROWSER, session_id="s" * 43)
+    world.token_urls.start(Intent.SIGN_IN, browser=BROWSER, session_id="s" * 43)
 
     [record] = world.nonces.records.values()
     assert record.session == session_key("s" * 43)
@@ -47,9 +47,9 @@ def test_a_sign_in_records_the_session_it_will_replace(world: FlowWorld) -> None
 
 def test_a_link_needs_a_registration_session(world: FlowWorld) -> None:
     with pytest.raises(NotSignedIn):
-        world.start.start(Intent.LINK, browser=BROWSER, session_id=None)
+        world.token_urls.start(Intent.LINK, browser=BROWSER, session_id=None)
     with pytest.raises(NotSignedIn):
-        world.start.start(Intent.LINK, browser=BROWSER, session_id="unknown-session")
+        world.token_urls.start(Intent.LINK, browser=BROWSER, session_id="unknown-session")
 
     assert world.nonces.records == {}
 
@@ -61,13 +61,13 @@ def test_a_social_sign_in_session_cannot_start_a_link(world: FlowWorld) -> None:
     assert session_id is not None
 
     with pytest.raises(NotSignedIn):
-        world.start.start(Intent.LINK, browser=browser, session_id=session_id)
+        world.token_urls.start(Intent.LINK, browser=browser, session_id=session_id)
 
 
 def test_a_link_url_is_bound_to_the_registration_session(world: FlowWorld) -> None:
     session_id = world.capture_session()
 
-    world.start.start(Intent.LINK, browser=BROWSER, session_id=session_id)
+    world.token_urls.start(Intent.LINK, browser=BROWSER, session_id=session_id)
 
     [record] = world.nonces.records.values()
     assert (record.intent, record.session) == (Intent.LINK, session_key(session_id))
