@@ -417,7 +417,7 @@ class LocalStack:
         if config.serves_demo:
             self.components.append(("demo site", config.demo_url))
         if emulator is not None:
-            self.seeded_events = seed_sample_events(aws, emulator, app.settings.token_endpoint)
+            self.seeded_events = seed_sample_events(aws, emulator, app.service.settings.token_endpoint)
         self.started = True
 
     def serve_forever(self) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from emulator import PROVIDERS, IdentityCloudEmulator
 from emulator.profiles import identifier_for
 from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE
-from token_url.flows import CAPTURE_TOKEN_FIELD, session_key
+from token_url.flows.shared import CAPTURE_TOKEN_FIELD, session_key
 from token_url.models import Intent, NonceRecord, SessionRecord
 from token_url.secure_values import digest
 from token_url.store import NonceStore, SessionStore

@@ -148,7 +148,7 @@ def aws(app_module: ModuleType, template: dict[str, Any], leak_guard: LeakGuard)
         kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=key_id)
         events, sqs = boto3.client("events"), boto3.client("sqs")
         queues = provision_audit_bus(events, sqs, queues=(AUDIT_QUEUE,))
-        app_module.api_key_source.clear_cache()
+        app_module.service.api_key_source.clear_cache()
         resources = Aws(
             dynamodb=dynamodb,
             kms=kms,
@@ -159,7 +159,7 @@ def aws(app_module: ModuleType, template: dict[str, Any], leak_guard: LeakGuard)
             audit_queue_url=queues[AUDIT_QUEUE],
         )
         yield resources
-        app_module.api_key_source.clear_cache()
+        app_module.service.api_key_source.clear_cache()
         for table in dynamodb.list_tables()["TableNames"]:
             leak_guard.learn_items(resources.items(table))
 

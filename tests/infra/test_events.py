@@ -113,8 +113,8 @@ def sam_local_app(
 def world(aws: Aws, sam_local_app: ModuleType, events_emulator: IdentityCloudEmulator) -> EventWorld:
     # The stack's secret holds the emulator's default apiKey, as `make run`'s does.
     aws.secrets.put_secret_value(SecretId=SECRET_NAME, SecretString=DEFAULT_API_KEY)
-    sam_local_app.api_key_source.clear_cache()
-    settings = sam_local_app.settings
+    sam_local_app.service.api_key_source.clear_cache()
+    settings = sam_local_app.service.settings
     world = EventWorld.connect(
         dynamodb=aws.dynamodb,
         kms=aws.kms,

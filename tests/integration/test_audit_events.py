@@ -27,7 +27,7 @@ from tests.function_world import API_KEY, Aws
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, link, sign_in, sign_in_to_registration
 from token_url.audit import LOST_METRIC, MAX_ATTEMPTS
 from token_url.cookies import SESSION_COOKIE
-from token_url.flows import session_key
+from token_url.flows.shared import session_key
 from token_url.secure_values import session_handle
 
 SOURCE_IP = "203.0.113.7"  # tests.support.http_event's
@@ -370,7 +370,7 @@ def test_an_entry_refused_every_time_is_retried_a_bounded_number_of_times_then_l
 def confirming(app_module: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     service = app_module.service
     monkeypatch.setattr(
-        service, "_settings", service._settings.model_copy(update={"link_confirmation": "on"})
+        service.link, "_settings", service.link._settings.model_copy(update={"link_confirmation": "on"})
     )
 
 

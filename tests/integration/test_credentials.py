@@ -98,8 +98,9 @@ def _store_as(browser: Browser, caller_arn: str) -> Any:
 @pytest.fixture
 def callers(app_module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     def listing(value: str) -> None:
-        listed = Settings.model_validate({**app_module.settings.model_dump(), "credentials_callers": value})
-        monkeypatch.setattr(app_module, "settings", listed)
+        current = app_module.service.settings
+        listed = Settings.model_validate({**current.model_dump(), "credentials_callers": value})
+        monkeypatch.setattr(app_module.service, "settings", listed)
 
     return listing
 

@@ -487,7 +487,7 @@ def test_fault(
     flow, success = FLOWS[case.flow]
     if case.flow in {"link", "sign_out"}:
         sign_in_to_registration(browser, emulator)
-    app_module.api_key_source.clear_cache()  # a fault in Secrets Manager must meet a cold cache
+    app_module.service.api_key_source.clear_cache()  # a fault in Secrets Manager must meet a cold cache
     sessions_before = {item["pk"]["S"] for item in aws.items("SessionsTable")}
 
     if case.emulator_fault is not None:

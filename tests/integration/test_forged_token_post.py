@@ -18,6 +18,8 @@ from testkit.sites import APP_ORIGIN, PROVIDER_ORIGIN
 from tests.function_world import Aws
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, sign_in_to_registration
 from token_url.cookies import SESSION_COOKIE
+from token_url.request_guard import route_key
+from token_url.settings import Settings
 
 ATTACKER_ID = "http://www.facebook.com/profile.php?id=666"
 ATTACKER_ORIGIN = "https://attacker.example"
@@ -148,8 +150,8 @@ def test_12_a_post_without_origin_is_judged_by_the_one_time_value_and_its_bindin
 def test_12_a_null_origin_is_trusted_only_when_listed(
     browser: Browser, emulator: Any, app_module: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    listed = app_module.Settings.from_environ({**os.environ, "TOKEN_POST_ORIGINS": f"{PROVIDER_ORIGIN},null"})
-    monkeypatch.setattr(app_module, "settings", listed)
+    listed = Settings.from_environ({**os.environ, "TOKEN_POST_ORIGINS": f"{PROVIDER_ORIGIN},null"})
+    monkeypatch.setattr(app_module.service, "settings", listed)
     token_url = browser.start("sign_in")
     token = emulator.issue_token(token_url, GOOGLE_ID)
 
@@ -219,8 +221,8 @@ def test_15_the_guard_reads_the_route_the_resolver_routes(app_module: ModuleType
 
     event = APIGatewayProxyEventV2(_staged("POST", "/credentials", "prod"))
 
-    assert app_module.route_key(event) == ("POST", "/credentials")
-    assert app_module.route_key(event)[1] == event.path  # what APIGatewayHttpResolver routes on
+    assert route_key(event) == ("POST", "/credentials")
+    assert route_key(event)[1] == event.path  # what APIGatewayHttpResolver routes on
 
 
 def test_15_a_stage_other_than_the_deployed_one_is_not_served(browser: Browser) -> None:
@@ -235,11 +237,11 @@ def test_12_with_null_origins_trusted_a_forged_link_waits_for_a_confirmation_onl
     browser: Browser, emulator: Any, app_module: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """LINK_CONFIRMATION=on defeats the forged link even where `Origin: null` must be accepted."""
-    listed = app_module.Settings.from_environ({**os.environ, "TOKEN_POST_ORIGINS": f"{PROVIDER_ORIGIN},null"})
-    monkeypatch.setattr(app_module, "settings", listed)
+    listed = Settings.from_environ({**os.environ, "TOKEN_POST_ORIGINS": f"{PROVIDER_ORIGIN},null"})
+    monkeypatch.setattr(app_module.service, "settings", listed)
     service = app_module.service
     monkeypatch.setattr(
-        service, "_settings", service._settings.model_copy(update={"link_confirmation": "on"})
+        service.link, "_settings", service.link._settings.model_copy(update={"link_confirmation": "on"})
     )
     sign_in_to_registration(browser, emulator, "victim")
     leaked_url = browser.start("link")

@@ -29,13 +29,13 @@ NOW = 1_900_000_000
 
 @pytest.fixture
 def confirming(app_module: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The service with LINK_CONFIRMATION=on and a fixed clock (the test moves it to expire a link)."""
+    """The service's clock, fixed, with LINK_CONFIRMATION=on (the test moves the clock to expire a link)."""
     service = app_module.service
     monkeypatch.setattr(
-        service, "_settings", service._settings.model_copy(update={"link_confirmation": "on"})
+        service.link, "_settings", service.link._settings.model_copy(update={"link_confirmation": "on"})
     )
-    monkeypatch.setattr(service, "_clock", lambda: NOW)
-    return service
+    monkeypatch.setattr(service.clock, "source", lambda: NOW)
+    return service.clock
 
 
 def hold(
@@ -165,7 +165,7 @@ def test_get_link_is_404_without_a_session_or_a_pending_link(
 def test_get_link_is_404_once_the_pending_link_has_expired(
     held: str, browser: Browser, confirming: Any
 ) -> None:
-    confirming._clock = lambda: NOW + 120
+    confirming.source = lambda: NOW + 120
     assert browser.page_json("GET", "/link").status == 404
 
 
@@ -217,7 +217,7 @@ def test_post_link_without_a_session_is_no_pending_link(browser: Browser, confir
 def test_confirming_after_the_expiry_is_token_invalid_without_an_upstream_call(
     held: str, browser: Browser, emulator: IdentityCloudEmulator, confirming: Any, aws: Aws
 ) -> None:
-    confirming._clock = lambda: NOW + 120
+    confirming.source = lambda: NOW + 120
 
     reply = decide(browser, True)
 

@@ -50,7 +50,7 @@ def one_dynamodb_call_at_a_time(app_module: Any, monkeypatch: pytest.MonkeyPatch
     moto's in-process backend is not thread-safe (two updates of one item at once can fail inside moto),
     which would be a failure of the test's stand-in, not of the flow under test.
     """
-    client = app_module._dynamodb
+    client = app_module.service.dynamodb
     lock = threading.Lock()
     make_api_call = client._make_api_call
 
@@ -76,7 +76,9 @@ def test_twenty_concurrent_submissions_of_one_token_sign_in_once(
 
     outcomes = all_at_once(
         SUBMISSIONS,
-        lambda: app_module.service.complete_token(token=token, nonce=nonce_of(token_url), browser=binding),
+        lambda: app_module.service.token_post.complete(
+            token=token, nonce=nonce_of(token_url), browser=binding
+        ),
     )
 
     assert len(emulator.calls_to("auth_info")) == 1
@@ -110,7 +112,7 @@ def test_two_browsers_linking_one_identity_at_once_make_one_link(
     def submit() -> tuple[str | None, str | None]:
         with lock:
             token, nonce, binding = next(pending)
-        outcome = app_module.service.complete_token(token=token, nonce=nonce, browser=binding)
+        outcome = app_module.service.token_post.complete(token=token, nonce=nonce, browser=binding)
         return outcome.result, outcome.error
 
     outcomes = all_at_once(2, submit)
@@ -126,7 +128,7 @@ def test_two_tabs_confirming_one_pending_link_at_once_make_one_upstream_call(
 ) -> None:
     service = app_module.service
     monkeypatch.setattr(
-        service, "_settings", service._settings.model_copy(update={"link_confirmation": "on"})
+        service.link, "_settings", service.link._settings.model_copy(update={"link_confirmation": "on"})
     )
     sign_in_to_registration(browser, emulator, "user-1")
     token_url = browser.start("link")
@@ -135,7 +137,7 @@ def test_two_tabs_confirming_one_pending_link_at_once_make_one_upstream_call(
     session_id = browser.cookie(SESSION_COOKIE)
     emulator.set_fault("link_account_native", Fault.delay(0.3))  # the first is upstream when the second asks
 
-    outcomes = all_at_once(2, lambda: service.confirm_link(session_id, confirm=True))
+    outcomes = all_at_once(2, lambda: service.link.decide(session_id, confirm=True))
 
     assert sorted((str(outcome.decision), str(outcome.error)) for outcome in outcomes) == [
         ("None", "no_pending_link"),

@@ -68,7 +68,7 @@ def test_concurrent_duplicates_call_upstream_once_and_make_one_session(
     # The flow itself from threads: one Lambda container serves one request at a time, so
     # duplicates arrive in separate containers sharing only DynamoDB and the upstream.
     def submit() -> None:
-        outcome = app_module.service.complete_token(token=token, nonce=nonce, browser=binding)
+        outcome = app_module.service.token_post.complete(token=token, nonce=nonce, browser=binding)
         with lock:
             outcomes.append(outcome)
 

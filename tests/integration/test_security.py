@@ -76,12 +76,13 @@ def test_1_one_time_values_are_single_use_and_expire(
     assert browser.submit_token(url, second).outcome == {"error": "token_url_invalid"}
 
     expired_url = browser.start("link")
-    real_clock = app_module.service._clock
+    clock = app_module.service.clock
+    real_time = clock.source
     try:
-        app_module.service._clock = lambda: real_clock() + app_module.settings.token_url_ttl_seconds + 1
+        clock.source = lambda: real_time() + app_module.service.settings.token_url_ttl_seconds + 1
         reply = browser.submit_token(expired_url, emulator.issue_token(expired_url, GOOGLE_ID))
     finally:
-        app_module.service._clock = real_clock
+        clock.source = real_time
     assert reply.outcome == {"error": "token_url_invalid"}
     assert emulator.linked_identities("victim") == [FACEBOOK_ID]
 

@@ -85,7 +85,7 @@ def test_secrets_manager_outage_is_service_unavailable(
     browser: Browser, emulator: Any, aws: Aws, app_module: Any
 ) -> None:
     aws.secrets.delete_secret(SecretId=SECRET_NAME, ForceDeleteWithoutRecovery=True)
-    app_module.api_key_source.clear_cache()
+    app_module.service.api_key_source.clear_cache()
     assert _submit(browser, emulator)[2].outcome == {"error": "service_unavailable"}
     assert emulator.calls_to("auth_info") == []
 

@@ -91,7 +91,7 @@ class AuditDetail(BaseModel):
 
 
 class AuditTrail:
-    """Publishes audit events on one bus; built once per container (app.py)."""
+    """Publishes audit events on one bus; built once per container (wiring.py)."""
 
     def __init__(
         self,

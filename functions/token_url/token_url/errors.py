@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 
 class ServiceUnavailable(Exception):
     """An outside service (Identity Cloud, DynamoDB, KMS, Secrets Manager) failed or timed out."""
@@ -21,6 +23,19 @@ class ConfigurationProblem(Exception):
         self.reason = reason
 
 
+class ConditionFailed(Exception):
+    """A conditional write did not apply (the item is missing, expired, used, or not ours)."""
+
+
+class SocialLoginRefusal(Enum):
+    """What a Social Login error code says, whichever endpoint answered it."""
+
+    PROVIDER_OUTAGE = "provider_outage"  # the provider behind Social Login failed: try again later
+    OUR_CONFIGURATION = "our_configuration"  # our apiKey or application was refused
+    THE_TOKEN = "the_token"  # noqa: S105 - a name; the token itself is no good (or was issued for another token URL)
+    UNRECOGNISED = "unrecognised"  # none of the above: each caller decides whose fault it is
+
+
 class SocialLoginError(Exception):
     """Social Login answered `{"stat": "fail", "err": {"code": N, ...}}` (HTTP 400, or 200 on older apps)."""
 
@@ -37,6 +52,8 @@ class SocialLoginError(Exception):
     # function and the importer both decide on these.
     PROVIDER_OUTAGE_CODES = frozenset({FACEBOOK_ERROR, PROVIDER_ERROR})
     CONFIGURATION_CODES = frozenset({AUTHENTICATION_ERROR, APP_NOT_CONFIGURED})
+    # Mapping exists (5), account upgrade needed (7), third-party credentials missing (8) or revoked (9).
+    TOKEN_REFUSAL_CODES = frozenset({INVALID_PARAMETER, DATA_NOT_FOUND, 5, 7, 8, 9, FEATURE_NOT_SUPPORTED})
 
     def __init__(self, endpoint: str, code: int, token_url_mismatch: bool) -> None:
         super().__init__(f"{endpoint}: Social Login error {code}")
@@ -53,6 +70,17 @@ class SocialLoginError(Exception):
     def refuses_configuration(self) -> bool:
         """Our apiKey or application was refused (code 3 is also a token URL mismatch, which is not)."""
         return self.code in self.CONFIGURATION_CODES and not self.token_url_mismatch
+
+    @property
+    def refusal(self) -> SocialLoginRefusal:
+        """The one reading of a code that the flows map to their outcomes."""
+        if self.token_url_mismatch or self.code in self.TOKEN_REFUSAL_CODES:
+            return SocialLoginRefusal.THE_TOKEN
+        if self.is_provider_outage:
+            return SocialLoginRefusal.PROVIDER_OUTAGE
+        if self.refuses_configuration:
+            return SocialLoginRefusal.OUR_CONFIGURATION
+        return SocialLoginRefusal.UNRECOGNISED
 
 
 class CaptureError(Exception):

@@ -14,6 +14,8 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from urllib.parse import parse_qs
 
+from token_url.models import TokenCallback
+
 MAX_FORM_BYTES = 8 * 1024
 MAX_FIELDS = 20
 
@@ -83,3 +85,20 @@ def single_value(fields: dict[str, list[str]], name: str) -> str | None:
     if len(values) > 1:
         raise InvalidForm(f"field {name} given more than once")
     return values[0] if values else None
+
+
+def read_token_callback(
+    *, content_type: str, body: str | None, is_base64: bool, raw_query: str | None
+) -> TokenCallback | None:
+    """The token POST's token (from the form) and one-time value (from the token URL's query), or None
+    when the request is malformed. A missing or repeated `nonce` is left as None, for the flow to refuse."""
+    try:
+        token = single_value(parse_form(content_type, decode_body(body, is_base64=is_base64)), "token")
+        nonces = parse_qs(raw_query or "", keep_blank_values=True, max_num_fields=MAX_FIELDS).get("nonce", [])
+        if token is None:
+            raise InvalidForm("no token")
+        return TokenCallback.model_validate(
+            {"token": token, "nonce": nonces[0] if len(nonces) == 1 else None}, strict=False
+        )
+    except (InvalidForm, ValueError):
+        return None

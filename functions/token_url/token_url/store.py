@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from token_url.errors import ServiceUnavailable
+from token_url.errors import ConditionFailed, ServiceUnavailable
 from token_url.models import NonceRecord, PendingLink, SessionRecord
 from token_url.observability import Span, traced
 
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 DYNAMODB = "dynamodb"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-class ConditionFailed(Exception):
-    """A conditional write did not apply (the item is missing, expired, used, or not ours)."""
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
