@@ -164,11 +164,18 @@ def test_find_python_passes_over_a_shim_that_does_not_run_313(
     assert find_python("3.13") == real
 
 
-FUNCTION_MODULES = sorted(path.name for path in (REPO / "functions" / "token_url").glob("*.py"))
+FUNCTION_SOURCE = REPO / "functions" / "token_url"
+# The function's package, relative to the artifact's root: token_url/app.py, token_url/flows/link.py...
+FUNCTION_MODULES = sorted(
+    path.relative_to(FUNCTION_SOURCE) for path in (FUNCTION_SOURCE / "token_url").rglob("*.py")
+)
 
 
 def test_artifact_holds_the_function_and_exactly_its_pinned_dependencies(artifact: pathlib.Path) -> None:
-    assert {path.name for path in artifact.glob("*.py")} >= set(FUNCTION_MODULES)
+    assert FUNCTION_MODULES, "the function's package has modules"
+    assert {path.relative_to(artifact) for path in (artifact / "token_url").rglob("*.py")} == set(
+        FUNCTION_MODULES
+    )
     installed = {dist.key: dist.version for dist in distributions(artifact)}
     assert installed == read_pins()
     assert "aws-xray-sdk" in installed, "the [tracer] extra: Tracing is Active in the template"
@@ -217,7 +224,8 @@ def test_artifact_is_byte_compiled_for_python313(artifact: pathlib.Path, python3
         assert pyc.is_file(), source.relative_to(artifact)
         assert pyc.read_bytes()[:8] == header, pyc.relative_to(artifact)
     for module in FUNCTION_MODULES:
-        assert (artifact / "__pycache__" / module.replace(".py", ".cpython-313.pyc")).is_file(), module
+        compiled = artifact / module.parent / "__pycache__" / f"{module.stem}.cpython-313.pyc"
+        assert compiled.is_file(), module
     # Only python3.13's, and no optimised (-O) ones: nothing is there that Lambda would not load.
     strays = [path for path in artifact.rglob("*.pyc") if not path.name.endswith(".cpython-313.pyc")]
     assert not strays
