@@ -8,6 +8,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tomllib
 from typing import Any
 
 import pytest
@@ -19,6 +20,13 @@ IDENTIFIER = "http://www.facebook.com/profile.php?id=100000000000042"
 TOKEN = "EAAB00000042ImportedFromTheWheel"
 
 
+def packaged_folders() -> list[str]:
+    """The folders of the packages pyproject.toml lists, where they are in the checkout."""
+    with (REPO_ROOT / "pyproject.toml").open("rb") as file:
+        setuptools = tomllib.load(file)["tool"]["setuptools"]
+    return [setuptools.get("package-dir", {}).get(name, name) for name in setuptools["packages"]]
+
+
 @pytest.fixture(scope="module")
 def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """The project's wheel installed, without its dependencies, into a directory of its own.
@@ -27,7 +35,7 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """
     source = tmp_path_factory.mktemp("source")
     shutil.copy2(REPO_ROOT / "pyproject.toml", source)
-    for package in ("functions/token_url/token_url", "importer", "emulator", "devtools"):
+    for package in packaged_folders():
         shutil.copytree(REPO_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path_factory.mktemp("wheel")
     built = subprocess.run(  # noqa: S603 - this interpreter's pip, fixed arguments

@@ -570,7 +570,7 @@ def test_defaults_satisfy_their_own_patterns(template: dict[str, Any]) -> None:
 def counted_metrics() -> set[str]:
     """Every metric the function's code counts: `count("Name")`, or `count(CONSTANT)` of a module constant."""
     names: set[str] = set()
-    for source in FUNCTION_PACKAGE.glob("*.py"):
+    for source in FUNCTION_PACKAGE.rglob("*.py"):
         text = source.read_text(encoding="utf-8")
         names |= set(re.findall(r'\bcount\("([A-Za-z]+)"\)', text))
         for constant in re.findall(r"\bcount\(([A-Z_]+)\)", text):
