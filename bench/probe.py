@@ -4,7 +4,7 @@ Run as a script (not `-m`), with nothing imported before the clock starts but wh
 itself loads and what the Lambda runtime's bootstrap has imported, as it hands the interpreter to the
 handler module:
 
-* `app`: `import app` (init), then the first request through `lambda_handler` (first request);
+* `app`: `from token_url import app` (init), then the first request through `lambda_handler` (first request);
 * `floor-init`: import boto3 and requests and create a DynamoDB client;
 * `libraries-init`: import bench/required/libraries.py (the required libraries built alone, no function code);
 * `floor-first`: the floor's handler module (bare boto3 and requests, its three clients), then the same

@@ -134,7 +134,14 @@ class DemoSite:
         return _json({"access_token": access_token, "expires_in": expires_in, "user": user})
 
     def _linked_identities(self, request: Request) -> Response:
-        """The identities linked to a Registration user: tells "linked to this account" from "to another"."""
+        """The identities linked to a Registration user: tells "linked to this account" from "to another".
+
+        An emulator-only shortcut: it trusts the user name it is given. A real site reads its own signed-in
+        user's Capture profiles instead. Only the demo page's own fetches get an answer (the browser sets
+        `Sec-Fetch-Site`, which no page can forge), so another site cannot list anyone's links.
+        """
+        if request.headers.get("Sec-Fetch-Site") != "same-origin":
+            return _error(403, "forbidden", "only the demo page may list a Registration user's identities")
         if self._emulator is None:
             return _not_emulated()
         user = request.args.get("user", "")

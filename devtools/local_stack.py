@@ -377,7 +377,7 @@ class LocalStack:
 
         os.environ.update(process_environment(aws_endpoint))
         os.environ.update(local_function_environment(template, config, aws, emulator_url))
-        from token_url.settings import ConfigurationError  # noqa: PLC0415 - the function's modules, once on the path
+        from token_url.settings import ConfigurationError  # noqa: PLC0415 - after the environment is set
 
         try:
             from token_url import app  # noqa: PLC0415 - the function reads its environment at import, as in a Lambda init

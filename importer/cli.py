@@ -275,7 +275,7 @@ class UsageError(Exception):
 
 def _sender(environ: dict[str, str]) -> Callable[[str, str], None]:
     """add_or_update_access_token of the function's own client, for the Social Login in the environment."""
-    from token_url.api_key import ApiKeySource, parse_api_key  # noqa: PLC0415 - the function's modules, once on the path
+    from token_url.api_key import ApiKeySource, parse_api_key  # noqa: PLC0415 - only when sending
     from token_url.errors import ConfigurationProblem, ServiceUnavailable  # noqa: PLC0415
     from token_url.identity_cloud import IdentityCloudClient, new_http_session  # noqa: PLC0415
     from token_url.settings import base_url  # noqa: PLC0415

@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from devtools import template as tpl
 from devtools.gateway import INTEGRATION_TIMEOUT_SECONDS
 from devtools.sam_cli import LAMBDA_PLATFORM, RUNTIME_VERSION
+from testkit import lambda_context
 from tests.infra.template_support import TABLES, function, policy_statements, references, resources
 from tests.support import as_list
 from token_url import observability
@@ -103,6 +104,15 @@ def test_the_function_times_out_before_api_gateway_gives_up_on_it(template: dict
     assert 0 < timeout < INTEGRATION_TIMEOUT_SECONDS
 
 
+def test_the_tests_fake_lambda_context_has_the_deployed_limits(template: dict[str, Any]) -> None:
+    """The deadline and memory the tests run the function with are the ones Lambda gives it."""
+    globals_ = template["Globals"]["Function"]
+    assert (
+        globals_["Timeout"],
+        globals_["MemorySize"],
+    ) == (lambda_context.TIMEOUT_SECONDS, lambda_context.MEMORY_MB)
+
+
 def test_traces_are_sent_for_the_functions_tracer(template: dict[str, Any]) -> None:
     """Powertools' Tracer sends segments only when Lambda traces the function, and the role may write them."""
     assert template["Globals"]["Function"]["Tracing"] == "Active"
@@ -158,7 +168,7 @@ def test_function_environment_values(template: dict[str, Any]) -> None:
 
 
 def test_link_confirmation_parameters_reach_the_function(template: dict[str, Any]) -> None:
-    from token_url.settings import Settings  # noqa: PLC0415 - the function's own module, on the test path
+    from token_url.settings import Settings  # noqa: PLC0415 - imported where a rule needs it
 
     env = tpl.function_environment(template)
     assert env["LINK_CONFIRMATION"] == {"Ref": "LinkConfirmation"}
@@ -695,7 +705,7 @@ def test_samconfig() -> None:
 
 def test_template_environment_matches_what_the_code_reads(template: dict[str, Any]) -> None:
     """The function's Settings model and the template cannot drift apart."""
-    from token_url.settings import Settings  # noqa: PLC0415 - the function's own module, on the test path
+    from token_url.settings import Settings  # noqa: PLC0415 - imported where a rule needs it
 
     own = set(function(template)["Environment"]["Variables"])
     read_by_code = {name.upper() for name in Settings.model_fields} | {"AWS_ENDPOINT_URL"}  # botocore's

@@ -12,6 +12,7 @@ from emulator import IdentityCloudEmulator
 from token_url.cookies import SESSION_COOKIE
 
 APP_ORIGIN = "http://localhost:3000"
+FROM_THE_PAGE = {"Sec-Fetch-Site": "same-origin"}  # what the browser adds to the demo page's own fetches
 
 
 def demo_client(emulator: IdentityCloudEmulator | None) -> Client:
@@ -36,7 +37,21 @@ REFUSALS: list[tuple[dict[str, Any], int, str]] = [
         400,
         "invalid_request",
     ),
-    ({"method": "GET", "path": "/registration/identities?user=a%20b"}, 400, "invalid_request"),
+    ({"method": "GET", "path": "/registration/identities?user=demo-user-1"}, 403, "forbidden"),
+    (
+        {
+            "method": "GET",
+            "path": "/registration/identities?user=demo-user-1",
+            "headers": {"Sec-Fetch-Site": "cross-site"},
+        },
+        403,
+        "forbidden",
+    ),
+    (
+        {"method": "GET", "path": "/registration/identities?user=a%20b", "headers": FROM_THE_PAGE},
+        400,
+        "invalid_request",
+    ),
     ({"method": "GET", "path": "/nothing-here"}, 404, "not_found"),
 ]
 
@@ -57,7 +72,7 @@ def test_without_the_emulator_registration_is_refused_with_a_code_and_a_sentence
     client = demo_client(None)
     for reply in (
         client.post("/registration", headers={"Origin": APP_ORIGIN}, json={"user": "demo-user-1"}),
-        client.get("/registration/identities?user=demo-user-1"),
+        client.get("/registration/identities?user=demo-user-1", headers=FROM_THE_PAGE),
     ):
         assert reply.status_code == 409
         assert reply.get_json() == {
@@ -77,7 +92,7 @@ def test_the_identities_linked_to_a_registration_user_come_from_the_emulator() -
     emulator = IdentityCloudEmulator()
     emulator.link("https://www.google.com/profile/alice", "demo-user-1")
     emulator.link("https://www.google.com/profile/bob", "demo-user-2")
-    reply = demo_client(emulator).get("/registration/identities?user=demo-user-1")
+    reply = demo_client(emulator).get("/registration/identities?user=demo-user-1", headers=FROM_THE_PAGE)
     assert reply.get_json() == {
         "user": "demo-user-1",
         "identifiers": ["https://www.google.com/profile/alice"],

@@ -10,9 +10,9 @@ import pytest
 from moto import mock_aws
 
 from devtools.template import create_tables, load_template
-from token_url.errors import ServiceUnavailable
+from token_url.errors import ConditionFailed, ServiceUnavailable
 from token_url.models import Intent, NonceRecord, SessionRecord
-from token_url.store import ConditionFailed, NonceStore, SessionStore
+from token_url.store import NonceStore, SessionStore
 
 NOW = 1_800_000_000
 BROWSER = "b" * 64

@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from token_url import responses
+from token_url import request_guard, responses
 from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE, opaque_cookie
 from token_url.error_handlers import register_error_handlers
 from token_url.http_forms import read_token_callback
@@ -35,12 +35,11 @@ from token_url.models import (
     TokenUrlResponse,
 )
 from token_url.observability import logger, metrics, tracer
-from token_url.request_guard import normalise_content_type, refuse_unsafe_request, token_from_untrusted_origin
 from token_url.wiring import build_service, load_settings
 
 service = build_service(load_settings(os.environ))
 app = APIGatewayHttpResolver(enable_validation=True)
-register_error_handlers(app, app_url=service.settings.app_url)
+register_error_handlers(app, app_url=lambda: service.settings.app_url)
 
 
 def _cookie(name: str) -> str | None:
@@ -64,7 +63,7 @@ def post_token_url(request: TokenUrlRequest) -> Response[TokenUrlResponse]:
 @app.post("/token")
 def post_token() -> Response[Any]:
     event, app_url = app.current_event, service.settings.app_url
-    if token_from_untrusted_origin(event, service.settings):
+    if request_guard.refuse_untrusted_token_origin(event, service.settings):
         return responses.token_post_redirect(app_url, error=ErrorCode.UNTRUSTED_ORIGIN)
     callback = read_token_callback(
         content_type=event.headers.get("content-type", ""),
@@ -141,6 +140,6 @@ def post_credentials(request: CredentialsRequest) -> Response[CredentialsStored]
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service.begin_invocation(event, context)
-    normalise_content_type(event)
-    refusal = refuse_unsafe_request(APIGatewayProxyEventV2(event), service.settings)
+    request_guard.normalise_content_type(event)
+    refusal = request_guard.refuse_unsafe_request(APIGatewayProxyEventV2(event), service.settings)
     return responses.with_security_headers(refusal or app.resolve(event, context))

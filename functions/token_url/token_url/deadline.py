@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-# Kept back from the deadline when deciding whether to wait any longer: enough for the answer to go out.
-SAFETY_MARGIN_MS = 2500
+# Kept back from the deadline when deciding whether a duplicate token POST may wait any longer: enough
+# for the answer to go out. The upstream client and the audit trail keep reserves of their own, sized to
+# what each must still do after its call (identity_cloud.py, audit.py).
+DUPLICATE_WAIT_MARGIN_MS = 2500
 
 
 class Deadline:
@@ -26,7 +28,7 @@ class Deadline:
         return None if self._context is None else self._context.get_remaining_time_in_millis() / 1000
 
     def has_time_for(self, seconds: float) -> bool:
-        """Whether `seconds` more still leave the safety margin before the deadline (always, if unknown)."""
+        """Whether `seconds` more leave the duplicate-wait margin before the deadline (always, if unknown)."""
         if self._context is None:
             return True
-        return self._context.get_remaining_time_in_millis() - seconds * 1000 > SAFETY_MARGIN_MS
+        return self._context.get_remaining_time_in_millis() - seconds * 1000 > DUPLICATE_WAIT_MARGIN_MS

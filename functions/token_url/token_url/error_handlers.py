@@ -4,6 +4,7 @@ The handlers never echo the request (a body may hold a token) and log what an op
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -19,8 +20,8 @@ from token_url.observability import count, logger
 from token_url.responses import error_response, json_response, token_post_redirect
 
 
-def register_error_handlers(app: APIGatewayHttpResolver, *, app_url: str) -> None:
-    """`app_url`: where an unexpected failure of the token POST sends the browser."""
+def register_error_handlers(app: APIGatewayHttpResolver, *, app_url: Callable[[], str]) -> None:
+    """`app_url()`: where an unexpected failure of the token POST sends the browser, read when it happens."""
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(error: RequestValidationError) -> Response[Any]:
@@ -78,7 +79,7 @@ def register_error_handlers(app: APIGatewayHttpResolver, *, app_url: str) -> Non
     def _unexpected(_: Exception) -> Response[Any]:
         logger.exception("Unhandled error")
         if app.current_event.path == "/token":
-            return token_post_redirect(app_url, error=ErrorCode.SERVICE_UNAVAILABLE)
+            return token_post_redirect(app_url(), error=ErrorCode.SERVICE_UNAVAILABLE)
         return error_response(
             HTTPStatus.INTERNAL_SERVER_ERROR, ErrorCode.SERVICE_UNAVAILABLE, "unexpected error"
         )

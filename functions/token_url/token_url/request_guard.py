@@ -139,8 +139,8 @@ def _well_formed_json(event: APIGatewayProxyEventV2) -> bool:
     return True
 
 
-def token_from_untrusted_origin(event: APIGatewayProxyEventV2, settings: Settings) -> bool:
-    """Whether the token POST's `Origin` names a site the token may not come from (logged and counted).
+def refuse_untrusted_token_origin(event: APIGatewayProxyEventV2, settings: Settings) -> bool:
+    """Log and count a token POST whose `Origin` names a site the token may not come from; True if so.
 
     Without this, a page of the attacker's could auto-submit a token issued for a leaked token URL, and
     the victim's browser would attach the SameSite=None binding cookie. A POST without `Origin` (no

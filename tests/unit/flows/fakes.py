@@ -45,7 +45,7 @@ def profile(identifier: str = GOOGLE_ID, provider: str | None = "Google", **extr
     )
 
 
-class FakeLambdaContext:
+class SleepDrivenContext:
     """An invocation's context whose remaining time runs down only by the flows' (fake) sleeps."""
 
     aws_request_id = "request-1"
@@ -284,7 +284,7 @@ class FlowWorld:
         )
         self.credentials = StoreCredentials(client=self.cloud, audit=self.audit)
         if remaining_ms is not None:  # what wiring.Service.begin_invocation does
-            context = cast(LambdaContext, FakeLambdaContext(remaining_ms, self.sleeps))
+            context = cast(LambdaContext, SleepDrivenContext(remaining_ms, self.sleeps))
             self.token_post.register_context(context)
             self.deadline.start(context)
 

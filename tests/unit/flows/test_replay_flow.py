@@ -8,8 +8,8 @@ import pytest
 
 from tests.unit.flows.fakes import FlowWorld
 from token_url.audit import AuditEventType
-from token_url.deadline import SAFETY_MARGIN_MS
-from token_url.flows.replay import DUPLICATE_WAITS
+from token_url.deadline import DUPLICATE_WAIT_MARGIN_MS
+from token_url.flows.replay import DUPLICATE_WAITS, RECORD_KEY_PREFIX
 from token_url.flows.token_post import TokenOutcome
 from token_url.models import AuthInfo, ErrorCode, Intent, Result
 
@@ -44,7 +44,7 @@ def test_a_duplicate_waits_until_the_deadline_then_asks_to_try_again(world: Flow
     assert len(world.cloud.calls_to("auth_info")) == 1
     # It waited as long as the deadline allowed, and no longer.
     remaining_ms = 15_000 - sum(world.sleeps) * 1000
-    assert SAFETY_MARGIN_MS < remaining_ms <= SAFETY_MARGIN_MS + 500
+    assert DUPLICATE_WAIT_MARGIN_MS < remaining_ms <= DUPLICATE_WAIT_MARGIN_MS + 500
     assert world.audit.types() == [AuditEventType.SIGNED_IN]
 
 
@@ -113,3 +113,13 @@ def test_an_outage_in_the_flow_leaves_no_record_behind(world: FlowWorld) -> None
 
     assert outcome.error is ErrorCode.SERVICE_UNAVAILABLE
     assert world.idempotency.records == {}
+
+
+def test_records_are_keyed_by_what_they_protect_not_by_code_names(world: FlowWorld) -> None:
+    """A rename of the flow's module or method must not make the records of the replay window unfindable."""
+    nonce, browser = world.start_token_url(Intent.SIGN_IN)
+
+    world.submit(world.issue_token(), nonce, browser)
+
+    assert world.idempotency.records
+    assert all(key.startswith(f"{RECORD_KEY_PREFIX}#") for key in world.idempotency.records)

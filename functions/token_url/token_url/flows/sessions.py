@@ -53,9 +53,8 @@ class Sessions:
     def sign_out(self, session_id: str) -> None:
         pk = session_key(session_id)
         ended = self._sessions.delete(pk)
-        if ended is not None and ended.is_live(
-            self._clock.now()
-        ):  # else nobody was signed in: nothing changed
+        # An expired or missing session means nobody was signed in: nothing changed, nothing to publish.
+        if ended is not None and ended.is_live(self._clock.now()):
             self._audit.publish(
                 AuditEventType.SIGNED_OUT, provider=ended.provider, identifier=ended.identifier, session_pk=pk
             )

@@ -54,7 +54,7 @@ class TokenPost:
         self._sign_in = sign_in
         self._link = link
         self._clock = clock
-        self.replay = Replay(
+        self._replay = Replay(
             flow=self._redeem,
             store=replay_store,
             nonces=nonces,
@@ -64,7 +64,7 @@ class TokenPost:
         )
 
     def register_context(self, context: LambdaContext) -> None:
-        self.replay.register_context(context)
+        self._replay.register_context(context)
 
     def complete(
         self, *, token: str, nonce: str | None, browser: str | None, previous_session_id: str | None = None
@@ -85,7 +85,7 @@ class TokenPost:
             browser=browser,
         )
         try:
-            result = self.replay.result_of(attempt)
+            result = self._replay.result_of(attempt)
         except (ServiceUnavailable, ConfigurationProblem) as error:
             code = log_dependency_failure("Token not completed", error)
             return _counted(TokenOutcome(result=None, error=code))
