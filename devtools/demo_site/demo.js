@@ -329,6 +329,10 @@ async function main() {
     document.getElementById("registration-token-label").hidden = false;
     document.getElementById("registration-token").required = true;
   }
+  // The form keeps showing the Registration user this tab signed in as, not the page's default.
+  if (config.registration === "emulator" && registrationUser()) {
+    document.getElementById("registration-user").value = registrationUser();
+  }
   document.getElementById("registration-form").addEventListener("submit", signInToRegistration);
   document.getElementById("sign-out").addEventListener("click", signOut);
   document.getElementById("confirm-link").addEventListener("click", () => decidePendingLink(true));

@@ -177,6 +177,8 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     assert demo.outcome() == "already_linked"
     expect(page.locator("#outcome")).to_contain_text("already linked to another account")
     expect(page.get_by_test_id("session-linked")).to_have_text("none")
+    # Back from the provider, the form still names the user this tab is signed in as.
+    expect(page.get_by_label("Registration user")).to_have_value("demo-user-2")
     demo.expect_last_audit_event(
         "LinkRefused", "already_linked", f"https://www.facebook.com/profile/{shared_identity}"
     )

@@ -153,3 +153,37 @@ def test_each_kind_of_broken_link_is_reported(tmp_path: Path) -> None:
         "#nowhere: no heading with the anchor #nowhere in README.md",
         "../elsewhere.md: outside the repository",
     ]
+
+
+# `test_x.py::test_name` or `folder/test_x.py::test_name`, as the documents cite a test.
+CITED_TEST = re.compile(r"\b((?:[\w-]+/)*test_\w+\.py)::(test_\w+)")
+
+
+def cited_tests_that_do_not_exist(markdown: str) -> list[str]:
+    """Each `file::test` the text cites whose file (found by name under tests/) has no such test."""
+    missing = []
+    for path, test in CITED_TEST.findall(markdown):
+        candidates = [
+            found for found in (ROOT / "tests").rglob(Path(path).name) if found.as_posix().endswith(path)
+        ]
+        if not any(
+            re.search(rf"^\s*(async )?def {test}\b", found.read_text(encoding="utf-8"), re.M)
+            for found in candidates
+        ):
+            missing.append(f"{path}::{test}")
+    return missing
+
+
+@pytest.mark.parametrize("name", tracked_markdown_files())
+def test_every_cited_test_exists(name: str) -> None:
+    """A test that is renamed or moved must not leave a document naming a defence's proof that is gone."""
+    missing = cited_tests_that_do_not_exist((ROOT / name).read_text(encoding="utf-8"))
+    assert not missing, f"{name} cites tests that do not exist: {missing}"
+
+
+def test_a_cited_test_that_is_gone_is_reported() -> None:
+    text = (
+        "See `unit/test_markdown_links.py::test_every_cited_test_exists`"
+        " and `unit/test_markdown_links.py::test_nope`."
+    )
+    assert cited_tests_that_do_not_exist(text) == ["unit/test_markdown_links.py::test_nope"]

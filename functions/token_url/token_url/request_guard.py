@@ -19,20 +19,25 @@ from token_url.settings import Settings
 
 MAX_JSON_BYTES = 16 * 1024
 # JSON routes a browser page calls to change state: same-origin and JSON only (docs/security.md, row 6).
-_BROWSER_STATE_ROUTES = {
+BROWSER_STATE_ROUTES = {
     ("POST", "/token-url"),
     ("POST", "/session"),
     ("DELETE", "/session"),
     ("POST", "/link"),
 }
-_JSON_BODY_ROUTES = {
+JSON_BODY_ROUTES = {
     ("POST", "/token-url"),
     ("POST", "/session"),
     ("POST", "/credentials"),
     ("POST", "/link"),
 }
 # Routes for servers, never for browsers or anonymous callers (docs/security.md, row 11).
-_IAM_ROUTES = {("POST", "/credentials")}
+IAM_ROUTES = {("POST", "/credentials")}
+# Posted cross-site by design (Social Login's page posts the token); judged by its trusted origins
+# (refuse_untrusted_token_origin) and its one-time value instead (docs/security.md, row 12).
+CROSS_SITE_ROUTES = {("POST", "/token")}
+# Every route that changes state must be in one of the three sets above: a test holds the resolver's
+# routes to that, so a new route cannot slip past the guard unchecked.
 # The template deploys the HTTP API's `$default` stage only; a path under any other stage is not ours.
 _DEPLOYED_STAGE = "$default"
 
@@ -76,15 +81,15 @@ def _refusal(event: APIGatewayProxyEventV2, settings: Settings) -> Refusal | Non
         return HTTPStatus.NOT_FOUND, ErrorCode.INVALID_REQUEST, "no such stage"
     route = route_key(event)
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
-    if route in _IAM_ROUTES and not _has_iam_caller(event):
+    if route in IAM_ROUTES and not _has_iam_caller(event):
         # IAM authorization guards these routes in the deployed API; an event without an IAM
         # caller means the route was exposed without it, so refuse rather than trust the gateway.
         return HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "this route requires IAM authorization"
-    if route in _IAM_ROUTES and not _iam_caller_listed(event, settings):
+    if route in IAM_ROUTES and not _iam_caller_listed(event, settings):
         return HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "this IAM caller may not use this route"
-    if route in _BROWSER_STATE_ROUTES and headers.get("origin") != settings.app_origin:
+    if route in BROWSER_STATE_ROUTES and headers.get("origin") != settings.app_origin:
         return HTTPStatus.FORBIDDEN, ErrorCode.FORBIDDEN, "origin not allowed"
-    if route not in _JSON_BODY_ROUTES and not (route == ("DELETE", "/session") and event.body):
+    if route not in JSON_BODY_ROUTES and not (route == ("DELETE", "/session") and event.body):
         return None
     return _json_body_refusal(event, headers)
 
