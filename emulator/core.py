@@ -3,7 +3,7 @@
 Endpoints (see docs/identity-cloud.md for the behaviour they copy):
 
 * ``POST /api/v2/auth_info`` and ``POST /api/v2/add_or_update_access_token`` (Social Login);
-* ``POST /oauth/link_account_native`` (Capture);
+* ``POST /oauth/link_account_native``, ``POST /oauth/unlink_account_native`` and ``POST /entity`` (Capture);
 * ``GET /<provider>/start?token_url=...`` and ``POST /<provider>/callback`` (browser sign-in, for demos);
 * ``/_emulator/...``: helpers for a dev stack or a benchmark running the emulator out of process.
 
@@ -21,6 +21,7 @@ import secrets
 import string
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from emulator.profiles import (
     default_profile,
     identifier_for,
     merged_poco,
+    profile_domain,
     provider_by_identifier,
     provider_by_name,
 )
@@ -50,6 +52,8 @@ API_ENDPOINTS: dict[str, str] = {
     "/api/v2/auth_info": "auth_info",
     "/api/v2/add_or_update_access_token": "add_or_update_access_token",
     "/oauth/link_account_native": "link_account_native",
+    "/oauth/unlink_account_native": "unlink_account_native",
+    "/entity": "entity",
 }
 """Path -> endpoint name of the emulated upstream APIs (the names faults and ``calls_to`` use)."""
 
@@ -57,10 +61,15 @@ ALL_ENDPOINTS = "*"
 """``set_fault("*", ...)``: the fault applies to whichever upstream API endpoint is called next."""
 
 LINK_REQUIRED = ("access_token", "client_id", "flow", "flow_version", "locale", "redirect_uri", "token")
+UNLINK_REQUIRED = ("access_token", "client_id", "flow", "flow_version", "identifier_to_remove", "locale")
+ENTITY_ATTRIBUTES = ("id", "uuid", "displayName", "email", "password", "profiles", "created", "lastUpdated")
+"""The attributes of the emulator's user records (``/entity`` refuses any other name in ``attributes``)."""
 ADD_OR_UPDATE_DOMAINS = ("facebook.com", "renren.com", "soundcloud.com", "foursquare.com")
 RESET_ENVIRON_KEY = "emulator.reset_connection"
 _USER_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _REQUEST_ID_ALPHABET = string.ascii_lowercase + string.digits
+_USER_UUID_NAMESPACE = uuid.UUID("6f1c3a52-4d0e-4b8f-9a51-2f7d8c3e9b10")
+_RECORD_TIMESTAMP = "2024-01-01 00:00:00.000000 +0000"
 
 
 class EmulatorConnectionReset(ConnectionResetError):
@@ -112,6 +121,22 @@ class _SocialToken:
 class _AccessToken:
     user_id: str
     expires_at: float
+
+
+@dataclass
+class _User:
+    """A Registration user record: what ``/entity`` returns besides the linked identities."""
+
+    user_id: str
+    number: int
+    display_name: str
+    email: str
+    password: str | None
+    """A stand-in for the stored hash; None when the account has no password (social sign-in only)."""
+
+    @property
+    def uuid(self) -> str:
+        return str(uuid.uuid5(_USER_UUID_NAMESPACE, self.user_id))
 
 
 @dataclass
@@ -209,6 +234,8 @@ class IdentityCloudEmulator:
         self._tokens: dict[str, _SocialToken] = {}
         self._access_tokens: dict[str, _AccessToken] = {}
         self._links: dict[str, str] = {}
+        self._linked_profiles: dict[str, dict[str, Any]] = {}
+        self._users: dict[str, _User] = {}
         self._stored_access_tokens: dict[str, str] = {}
         self._calls: list[RecordedCall] = []
         self._faults: dict[str, list[_ActiveFault]] = {}
@@ -284,15 +311,67 @@ class IdentityCloudEmulator:
                 return "expired"
             return "read" if t.read_by_auth_info else "fresh"
 
+    def create_user(
+        self,
+        user_id: str,
+        *,
+        display_name: str | None = None,
+        email: str | None = None,
+        has_password: bool = True,
+    ) -> None:
+        """Create (or replace) the Registration user ``user_id``; its linked identities stay.
+
+        A user an access token is minted for without this gets the defaults: its id as display name,
+        ``<id>@example.com`` and a password.
+        """
+        with self._lock:
+            existing = self._users.get(user_id)
+            self._users[user_id] = _User(
+                user_id=user_id,
+                number=existing.number if existing else len(self._users) + 1,
+                display_name=display_name if display_name is not None else user_id,
+                email=email if email is not None else f"{user_id}@example.com",
+                password=f"$2a$10${secrets.token_urlsafe(40)}" if has_password else None,
+            )
+
+    def account(self, user_id: str) -> dict[str, Any]:
+        """The user's full record, as ``/entity`` returns it without ``attributes``."""
+        with self._lock:
+            user = self._users.get(user_id)
+            if user is None:
+                self.create_user(user_id)
+                user = self._users[user_id]
+            profiles = [
+                {
+                    "id": number,
+                    "domain": profile_domain(identifier),
+                    "identifier": identifier,
+                    "profile": json.loads(json.dumps(self._linked_profiles[identifier])),
+                }
+                for number, identifier in enumerate(self.linked_identities(user_id), start=1)
+            ]
+            return {
+                "id": user.number,
+                "uuid": user.uuid,
+                "displayName": user.display_name,
+                "email": user.email,
+                "password": user.password,
+                "profiles": profiles,
+                "created": _RECORD_TIMESTAMP,
+                "lastUpdated": _RECORD_TIMESTAMP,
+            }
+
     def mint_access_token(self, user_id: str, expires_in: float = 3600, *, token: str | None = None) -> str:
         """A Registration (Capture) access token for ``user_id`` (of the value ``token``, if given)."""
         token = token or "".join(secrets.choice(_REQUEST_ID_ALPHABET) for _ in range(24))
         with self._lock:
+            if user_id not in self._users:
+                self.create_user(user_id)
             self._access_tokens[token] = _AccessToken(user_id=user_id, expires_at=self.clock() + expires_in)
         return token
 
     def expire_access_token(self, access_token: str) -> None:
-        """Make a Registration access token expired: link_account_native then answers 414."""
+        """Make a Registration access token expired: the Capture endpoints then answer 414."""
         with self._lock:
             self._access_tokens[access_token].expires_at = -math.inf
 
@@ -302,7 +381,14 @@ class IdentityCloudEmulator:
             owner = self._links.get(identifier)
             if owner is not None and owner != user_id:
                 raise ValueError(f"{identifier} is already linked to {owner}")
-            self._links[identifier] = user_id
+            self._record_link(identifier, user_id, None)
+
+    def _record_link(self, identifier: str, user_id: str, profile: dict[str, Any] | None) -> None:
+        if profile is None:
+            info = provider_by_identifier(identifier)
+            profile = default_profile(identifier, info.name if info else "OpenID")
+        self._links[identifier] = user_id
+        self._linked_profiles[identifier] = dict(profile)
 
     def linked_identities(self, user_id: str) -> list[str]:
         with self._lock:
@@ -347,11 +433,13 @@ class IdentityCloudEmulator:
                 self._faults.pop(endpoint, None)
 
     def reset(self) -> None:
-        """Forget calls, tokens, access tokens, links, stored provider tokens, faults, connection count."""
+        """Forget calls, tokens, access tokens, users, links, stored provider tokens, faults, connections."""
         with self._lock:
             self._tokens.clear()
             self._access_tokens.clear()
+            self._users.clear()
             self._links.clear()
+            self._linked_profiles.clear()
             self._stored_access_tokens.clear()
             self._calls.clear()
             self._faults.clear()
@@ -434,6 +522,8 @@ class IdentityCloudEmulator:
         post_only("/api/v2/auth_info", "auth_info", self._auth_info)
         post_only("/api/v2/add_or_update_access_token", "add_or_update_access_token", self._add_or_update)
         post_only("/oauth/link_account_native", "link_account_native", self._link_account_native)
+        post_only("/oauth/unlink_account_native", "unlink_account_native", self._unlink_account_native)
+        post_only("/entity", "entity", self._entity)
         app.add_url_rule("/<provider>/start", "provider_start", self._provider_start, methods=["GET"])
         post_only("/<provider>/callback", "provider_callback", self._provider_callback)
         post_only("/_emulator/access_tokens", "emulator_access_tokens", self._admin_access_tokens)
@@ -567,9 +657,104 @@ class IdentityCloudEmulator:
 
     def _link_account_native(self) -> Response:
         p = self._params()
-        missing = [name for name in LINK_REQUIRED if not p.get(name)]
-        if missing:
-            return self._capture_error(100, "missing_argument", f"missing arguments: {', '.join(missing)}")
+        refusal = self._missing_arguments(p, LINK_REQUIRED) or self._refused_client_or_flow(p)
+        if refusal is not None:
+            return refusal
+        if not p["redirect_uri"].startswith(("http:", "https:")):
+            return self._capture_error(
+                200, "invalid_argument", "redirect_uri must begin with http: or https:"
+            )
+        with self._lock:
+            now = self.clock()
+            user_id = self._live_access_token_user(p["access_token"], now)
+            if isinstance(user_id, Response):
+                return user_id
+            t = self._tokens.get(p["token"])
+            if t is None or t.consumed or now >= t.expires_at or self._spent_for_capture(t):
+                return self._capture_error(
+                    400, "engage_error", "Unexpected HTTP status code from server: 400"
+                )
+            t.consumed = True
+            if t.identifier in self._links:
+                return self._capture_error(
+                    361,
+                    "unique_violation",
+                    "that account already exists",
+                    message="That account is already in use.",
+                )
+            self._record_link(t.identifier, user_id, t.profile)
+        return _json_response({"stat": "ok"})
+
+    def _unlink_account_native(self) -> Response:
+        p = self._params()
+        refusal = self._missing_arguments(p, UNLINK_REQUIRED) or self._refused_client_or_flow(p)
+        if refusal is not None:
+            return refusal
+        identifier = p["identifier_to_remove"]
+        with self._lock:
+            user_id = self._live_access_token_user(p["access_token"], self.clock())
+            if isinstance(user_id, Response):
+                return user_id
+            # Unconfirmed: the code Capture gives for an identifier that is not on the account.
+            if self._links.get(identifier) != user_id:
+                return self._capture_error(
+                    200, "invalid_argument", "identifier_to_remove is not linked to this account"
+                )
+            # Capture lets an account lose its last way to sign in: so does the emulator.
+            del self._links[identifier]
+            self._linked_profiles.pop(identifier, None)
+        return _json_response({"stat": "ok"})
+
+    def _entity(self) -> Response:
+        """``/entity`` with an access token: the user's record (``type_name`` is then not needed)."""
+        p = self._params()
+        refusal = self._missing_arguments(p, ("access_token",))
+        if refusal is not None:
+            return refusal
+        attributes = self._requested_attributes(p.get("attributes"))
+        if isinstance(attributes, Response):
+            return attributes
+        with self._lock:
+            user_id = self._live_access_token_user(p["access_token"], self.clock())
+            if isinstance(user_id, Response):
+                return user_id
+            record = self.account(user_id)
+        if attributes is not None:
+            record = {name: record[name] for name in attributes}
+        return _json_response({"stat": "ok", "result": record})
+
+    def _requested_attributes(self, raw: str | None) -> list[str] | Response | None:
+        """``attributes``: a JSON array of attribute names, or absent for the whole record."""
+        if raw is None:
+            return None
+        try:
+            names = json.loads(raw)
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            return self._capture_error(200, "invalid_argument", "attributes must be a JSON array of names")
+        unknown = [name for name in names if name not in ENTITY_ATTRIBUTES]
+        if unknown:
+            return self._capture_error(200, "invalid_argument", f"unknown attributes: {', '.join(unknown)}")
+        return names
+
+    def _missing_arguments(self, p: dict[str, str], required: Iterable[str]) -> Response | None:
+        missing = [name for name in required if not p.get(name)]
+        if not missing:
+            return None
+        return self._capture_error(100, "missing_argument", f"missing arguments: {', '.join(missing)}")
+
+    def _live_access_token_user(self, access_token: str, now: float) -> str | Response:
+        """The user a live Registration access token belongs to, or the 413/414 refusal (under the lock)."""
+        access = self._access_tokens.get(access_token)
+        if access is None:
+            return self._capture_error(413, "invalid_access_token", "invalid access token")
+        if now >= access.expires_at:
+            return self._capture_error(414, "access_token_expired", "access token expired")
+        return access.user_id
+
+    def _refused_client_or_flow(self, p: dict[str, str]) -> Response | None:
+        """The native endpoints' checks of ``client_id``, then ``flow``, ``flow_version`` and ``locale``."""
         if p["client_id"] != self.capture_client_id:
             return self._capture_error(200, "invalid_argument", "client_id is not valid")
         if not self.client_has_login_feature:
@@ -587,32 +772,7 @@ class IdentityCloudEmulator:
                 "unexpected_error",
                 f"could not find a flow named '{flow}' with version '{flow_version}' and locale '{locale}'",
             )
-        if not p["redirect_uri"].startswith(("http:", "https:")):
-            return self._capture_error(
-                200, "invalid_argument", "redirect_uri must begin with http: or https:"
-            )
-        with self._lock:
-            now = self.clock()
-            access = self._access_tokens.get(p["access_token"])
-            if access is None:
-                return self._capture_error(413, "invalid_access_token", "invalid access token")
-            if now >= access.expires_at:
-                return self._capture_error(414, "access_token_expired", "access token expired")
-            t = self._tokens.get(p["token"])
-            if t is None or t.consumed or now >= t.expires_at or self._spent_for_capture(t):
-                return self._capture_error(
-                    400, "engage_error", "Unexpected HTTP status code from server: 400"
-                )
-            t.consumed = True
-            if t.identifier in self._links:
-                return self._capture_error(
-                    361,
-                    "unique_violation",
-                    "that account already exists",
-                    message="That account is already in use.",
-                )
-            self._links[t.identifier] = access.user_id
-        return _json_response({"stat": "ok"})
+        return None
 
     def _spent_for_capture(self, token: _SocialToken) -> bool:
         return self.one_time_tokens and self.auth_info_spends_token_for_capture and token.read_by_auth_info
@@ -688,6 +848,19 @@ class IdentityCloudEmulator:
             return _json_response({"error": "user_id (string) is required"}, 400)
         if not isinstance(expires_in, int | float) or isinstance(expires_in, bool):
             return _json_response({"error": "expires_in must be a number"}, 400)
+        has_password = data.get("has_password")
+        if has_password is not None and not isinstance(has_password, bool):
+            return _json_response({"error": "has_password must be true or false"}, 400)
+        display_name, email = data.get("display_name"), data.get("email")
+        if any(value is not None and not isinstance(value, str) for value in (display_name, email)):
+            return _json_response({"error": "display_name and email must be strings"}, 400)
+        if has_password is not None or display_name is not None or email is not None:
+            self.create_user(
+                user_id,
+                display_name=display_name,
+                email=email,
+                has_password=True if has_password is None else has_password,
+            )
         token = self.mint_access_token(user_id, expires_in)
         return _json_response({"access_token": token, "expires_in": expires_in})
 

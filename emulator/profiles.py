@@ -28,6 +28,11 @@ class ProviderInfo:
     email: bool = True
     verified_email: bool = False
 
+    @property
+    def domain(self) -> str:
+        """The ``domain`` of this provider's identities in a Capture record's ``profiles``."""
+        return self.host.removeprefix("www.")
+
 
 _OAUTH1 = ("oauthToken", "oauthTokenSecret", "type")
 
@@ -153,6 +158,14 @@ def provider_by_identifier(identifier: str) -> ProviderInfo | None:
         if (host == base or host.endswith("." + base)) and (best is None or len(info.host) > len(best.host)):
             best = info
     return best
+
+
+def profile_domain(identifier: str) -> str:
+    """The Capture ``profiles[].domain`` of an identifier: its provider's, else the identifier's host."""
+    info = provider_by_identifier(identifier)
+    if info is not None:
+        return info.domain
+    return (urlsplit(identifier).hostname or "").removeprefix("www.")
 
 
 def identifier_for(info: ProviderInfo, user: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -12,7 +14,19 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 
-from emulator import EmulatorServer, Fault, FaultKind, IdentityCloudEmulator, serve
+from emulator import (
+    API_ENDPOINTS,
+    ENTITY_ATTRIBUTES,
+    PROVIDERS,
+    EmulatorServer,
+    Fault,
+    FaultKind,
+    IdentityCloudEmulator,
+    ProviderInfo,
+    serve,
+)
+from emulator.profiles import profile_domain
+from token_url.models import PROVIDER_BY_DOMAIN, provider_for_domain
 
 API_KEY = "k" * 40
 CLIENT_ID = "c" * 32
@@ -336,7 +350,9 @@ def test_auth_info_error_status_200_for_older_deployments(emu: IdentityCloudEmul
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "OPTIONS", "PATCH"])
 def test_api_endpoints_are_post_only(url: str, method: str) -> None:
-    for path in ("/api/v2/auth_info", "/api/v2/add_or_update_access_token", "/oauth/link_account_native"):
+    paths = ("/api/v2/auth_info", "/api/v2/add_or_update_access_token", "/oauth/link_account_native")
+    assert set(paths) < set(API_ENDPOINTS)
+    for path in API_ENDPOINTS:
         assert requests.request(method, url + path, timeout=TIMEOUT).status_code == 405
 
 
@@ -613,6 +629,388 @@ def test_python_link_helper_refuses_relinking(emu: IdentityCloudEmulator) -> Non
     emu.link("https://twitter.com/a", "u1")
     with pytest.raises(ValueError, match="already linked"):
         emu.link("https://twitter.com/a", "u2")
+
+
+# ------------------------------------------------------------------ /entity and unlink_account_native
+
+
+def entity(url: str, **params: str) -> requests.Response:
+    return requests.post(f"{url}/entity", data=params, timeout=TIMEOUT)
+
+
+def unlink_params(**overrides: str | None) -> dict[str, str]:
+    params: dict[str, str | None] = {
+        "client_id": CLIENT_ID,
+        "flow": FLOW,
+        "flow_version": FLOW_VERSION,
+        "locale": LOCALE,
+        "access_token": None,
+        "identifier_to_remove": None,
+    }
+    params.update(overrides)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def unlink(url: str, **overrides: str | None) -> requests.Response:
+    return requests.post(
+        f"{url}/oauth/unlink_account_native", data=unlink_params(**overrides), timeout=TIMEOUT
+    )
+
+
+def entity_record(url: str, access_token: str, **params: str) -> dict[str, Any]:
+    r = entity(url, access_token=access_token, **params)
+    assert r.status_code == 200
+    body: dict[str, Any] = r.json()
+    assert set(body) == {"stat", "result"}
+    assert body["stat"] == "ok"
+    record: dict[str, Any] = body["result"]
+    return record
+
+
+FACEBOOK_ALICE = "https://www.facebook.com/profile/alice"
+GOOGLE_ALICE = "https://www.google.com/profile/alice"
+
+
+def test_entity_returns_the_users_record_with_its_linked_identities(
+    emu: IdentityCloudEmulator, url: str, user_token: str
+) -> None:
+    emu.create_user("user-1", display_name="Alice Example", email="alice@example.test")
+    token = emu.issue_token(TOKEN_URL, FACEBOOK_ALICE, profile={"displayName": "Alice on Facebook"})
+    assert link(url, token=token, access_token=user_token).json() == {"stat": "ok"}
+    emu.link(GOOGLE_ALICE, "user-1")
+
+    record = entity_record(url, user_token)
+
+    assert set(record) == set(ENTITY_ATTRIBUTES)
+    assert uuid.UUID(record["uuid"])
+    assert (record["displayName"], record["email"]) == ("Alice Example", "alice@example.test")
+    assert isinstance(record["password"], str)
+    assert record["password"]
+    facebook, google = record["profiles"]
+    assert (facebook["identifier"], facebook["domain"]) == (FACEBOOK_ALICE, "facebook.com")
+    assert facebook["profile"]["displayName"] == "Alice on Facebook"
+    assert facebook["profile"]["providerName"] == "Facebook"
+    assert (google["identifier"], google["domain"]) == (GOOGLE_ALICE, "google.com")
+    assert google["profile"]["identifier"] == GOOGLE_ALICE
+    assert record == emu.account("user-1")
+
+
+def test_entity_attributes_limit_the_record(emu: IdentityCloudEmulator, url: str, user_token: str) -> None:
+    emu.link(GOOGLE_ALICE, "user-1")
+
+    record = entity_record(url, user_token, attributes=json.dumps(["uuid", "profiles", "password"]))
+
+    assert set(record) == {"uuid", "profiles", "password"}
+    assert [p["identifier"] for p in record["profiles"]] == [GOOGLE_ALICE]
+
+
+def test_users_have_a_password_unless_created_without(emu: IdentityCloudEmulator, url: str) -> None:
+    emu.create_user("social-only", has_password=False)
+
+    with_password = entity_record(url, emu.mint_access_token("demo-user-1"))
+    without = entity_record(url, emu.mint_access_token("social-only"))
+
+    assert with_password["password"]
+    assert (with_password["displayName"], with_password["email"]) == (
+        "demo-user-1",
+        "demo-user-1@example.com",
+    )
+    assert without["password"] is None
+    assert with_password["uuid"] != without["uuid"]
+    assert with_password["profiles"] == without["profiles"] == []
+
+
+def test_a_user_keeps_its_uuid_and_identities_when_recreated(emu: IdentityCloudEmulator, url: str) -> None:
+    emu.link(GOOGLE_ALICE, "user-1")
+    before = emu.account("user-1")
+
+    emu.create_user("user-1", has_password=False)
+
+    after = entity_record(url, emu.mint_access_token("user-1"))
+    assert (after["uuid"], after["id"], after["profiles"]) == (
+        before["uuid"],
+        before["id"],
+        before["profiles"],
+    )
+    assert after["password"] is None
+
+
+def test_entity_missing_access_token_is_100_and_the_query_string_is_not_read(
+    url: str, user_token: str
+) -> None:
+    body = capture_error(entity(url))
+    assert (body["code"], body["error"], body["error_description"]) == (
+        100,
+        "missing_argument",
+        "missing arguments: access_token",
+    )
+    r = requests.post(f"{url}/entity", params={"access_token": user_token}, timeout=TIMEOUT)
+    assert capture_error(r)["code"] == 100
+
+
+@pytest.mark.parametrize(
+    "attributes", ["uuid", "{}", '"uuid"', "[1]", '["uuid", null]', '["uuid", "nickname"]', "[uuid]"]
+)
+def test_entity_refuses_attributes_that_are_not_a_list_of_known_names(
+    url: str, user_token: str, attributes: str
+) -> None:
+    body = capture_error(entity(url, access_token=user_token, attributes=attributes))
+    assert (body["code"], body["error"]) == (200, "invalid_argument")
+
+
+def test_entity_unknown_access_token_is_413(url: str) -> None:
+    body = capture_error(entity(url, access_token="nope" * 6))
+    assert (body["code"], body["error"]) == (413, "invalid_access_token")
+
+
+def test_entity_expired_access_token_is_414(
+    emu: IdentityCloudEmulator, url: str, user_token: str, clock: FakeClock
+) -> None:
+    emu.expire_access_token(user_token)
+    assert capture_error(entity(url, access_token=user_token))["code"] == 414
+    short = emu.mint_access_token("user-2", expires_in=10)
+    clock.now += 10
+    body = capture_error(entity(url, access_token=short))
+    assert (body["code"], body["error"]) == (414, "access_token_expired")
+
+
+def test_unlink_removes_the_identity_from_the_record(
+    emu: IdentityCloudEmulator, url: str, user_token: str
+) -> None:
+    emu.link(FACEBOOK_ALICE, "user-1")
+    emu.link(GOOGLE_ALICE, "user-1")
+
+    r = unlink(url, access_token=user_token, identifier_to_remove=FACEBOOK_ALICE)
+
+    assert r.status_code == 200
+    assert r.json() == {"stat": "ok"}
+    assert emu.owner_of(FACEBOOK_ALICE) is None
+    assert [p["identifier"] for p in entity_record(url, user_token)["profiles"]] == [GOOGLE_ALICE]
+
+
+def test_an_unlinked_identity_can_be_linked_again(
+    emu: IdentityCloudEmulator, url: str, user_token: str
+) -> None:
+    first = emu.issue_token(TOKEN_URL, FACEBOOK_ALICE)
+    assert link(url, token=first, access_token=user_token).json() == {"stat": "ok"}
+    assert unlink(url, access_token=user_token, identifier_to_remove=FACEBOOK_ALICE).json() == {"stat": "ok"}
+
+    other_user = emu.mint_access_token("user-2")
+    again = emu.issue_token(TOKEN_URL, FACEBOOK_ALICE)
+    assert link(url, token=again, access_token=other_user).json() == {"stat": "ok"}
+
+    assert emu.owner_of(FACEBOOK_ALICE) == "user-2"
+    assert entity_record(url, user_token)["profiles"] == []
+    assert [p["identifier"] for p in entity_record(url, other_user)["profiles"]] == [FACEBOOK_ALICE]
+
+
+def test_unlink_lets_an_account_lose_its_last_way_to_sign_in(emu: IdentityCloudEmulator, url: str) -> None:
+    emu.create_user("social-only", has_password=False)
+    emu.link(GOOGLE_ALICE, "social-only")
+    access_token = emu.mint_access_token("social-only")
+
+    assert unlink(url, access_token=access_token, identifier_to_remove=GOOGLE_ALICE).json() == {"stat": "ok"}
+
+    record = entity_record(url, access_token)
+    assert (record["password"], record["profiles"]) == (None, [])
+
+
+def test_unlink_missing_all_arguments(url: str) -> None:
+    body = capture_error(requests.post(f"{url}/oauth/unlink_account_native", timeout=TIMEOUT))
+    assert (body["code"], body["error"]) == (100, "missing_argument")
+    assert body["error_description"] == (
+        "missing arguments: access_token, client_id, flow, flow_version, identifier_to_remove, locale"
+    )
+
+
+@pytest.mark.parametrize("missing", ["client_id", "flow", "flow_version", "locale", "access_token"])
+def test_unlink_missing_one_argument(
+    emu: IdentityCloudEmulator, url: str, user_token: str, missing: str
+) -> None:
+    emu.link(GOOGLE_ALICE, "user-1")
+    params = {"access_token": user_token, "identifier_to_remove": GOOGLE_ALICE, missing: None}
+    body = capture_error(unlink(url, **params))
+    assert (body["code"], body["error_description"]) == (100, f"missing arguments: {missing}")
+    assert emu.owner_of(GOOGLE_ALICE) == "user-1"
+
+
+def test_unlink_params_in_query_string_are_not_read(
+    emu: IdentityCloudEmulator, url: str, user_token: str
+) -> None:
+    emu.link(GOOGLE_ALICE, "user-1")
+    params = unlink_params(access_token=user_token, identifier_to_remove=GOOGLE_ALICE)
+    r = requests.post(f"{url}/oauth/unlink_account_native", params=params, timeout=TIMEOUT)
+    assert capture_error(r)["code"] == 100
+    assert emu.owner_of(GOOGLE_ALICE) == "user-1"
+
+
+def test_unlink_unknown_client(emu: IdentityCloudEmulator, url: str, user_token: str) -> None:
+    emu.link(GOOGLE_ALICE, "user-1")
+    body = capture_error(
+        unlink(url, client_id="x" * 32, access_token=user_token, identifier_to_remove=GOOGLE_ALICE)
+    )
+    assert (body["code"], body["error"]) == (200, "invalid_argument")
+    assert emu.owner_of(GOOGLE_ALICE) == "user-1"
+
+
+def test_unlink_client_without_login_feature(emu: IdentityCloudEmulator, url: str, user_token: str) -> None:
+    emu.client_has_login_feature = False
+    emu.link(GOOGLE_ALICE, "user-1")
+    body = capture_error(unlink(url, access_token=user_token, identifier_to_remove=GOOGLE_ALICE))
+    assert (body["code"], body["error"]) == (403, "permission_error")
+    assert emu.owner_of(GOOGLE_ALICE) == "user-1"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"flow": "other"},
+        {"flow_version": "20000101000000000000"},
+        {"flow_version": "HEAD"},
+        {"locale": "fr-FR"},
+    ],
+)
+def test_unlink_bad_flow(
+    emu: IdentityCloudEmulator, url: str, user_token: str, override: dict[str, str]
+) -> None:
+    emu.link(GOOGLE_ALICE, "user-1")
+    body = capture_error(unlink(url, access_token=user_token, identifier_to_remove=GOOGLE_ALICE, **override))
+    assert (body["code"], body["error"]) == (500, "unexpected_error")
+    assert body["error_description"].startswith("could not find a flow named")
+    assert emu.owner_of(GOOGLE_ALICE) == "user-1"
+
+
+def test_unlink_unknown_access_token_is_413(emu: IdentityCloudEmulator, url: str) -> None:
+    emu.link(GOOGLE_ALICE, "user-1")
+    body = capture_error(unlink(url, access_token="nope" * 6, identifier_to_remove=GOOGLE_ALICE))
+    assert (body["code"], body["error"]) == (413, "invalid_access_token")
+    assert emu.owner_of(GOOGLE_ALICE) == "user-1"
+
+
+def test_unlink_expired_access_token_is_414(
+    emu: IdentityCloudEmulator, url: str, user_token: str, clock: FakeClock
+) -> None:
+    emu.link(GOOGLE_ALICE, "user-1")
+    short = emu.mint_access_token("user-1", expires_in=10)
+    clock.now += 10
+    body = capture_error(unlink(url, access_token=short, identifier_to_remove=GOOGLE_ALICE))
+    assert (body["code"], body["error"]) == (414, "access_token_expired")
+    assert emu.owner_of(GOOGLE_ALICE) == "user-1"
+
+
+@pytest.mark.parametrize("owner", [None, "someone-else"])
+def test_unlink_an_identity_not_on_the_account_is_200(
+    emu: IdentityCloudEmulator, url: str, user_token: str, owner: str | None
+) -> None:
+    if owner is not None:
+        emu.link(GOOGLE_ALICE, owner)
+    body = capture_error(unlink(url, access_token=user_token, identifier_to_remove=GOOGLE_ALICE))
+    assert (body["code"], body["error"]) == (200, "invalid_argument")
+    assert emu.owner_of(GOOGLE_ALICE) == owner
+
+
+def test_unlink_check_order(emu: IdentityCloudEmulator, url: str) -> None:
+    # like link: a bad client_id beats a bad flow, which beats a bad access token, which beats the identifier
+    assert (
+        capture_error(unlink(url, client_id="x", flow="x", access_token="x", identifier_to_remove="x"))[
+            "code"
+        ]
+        == 200
+    )
+    assert capture_error(unlink(url, flow="x", access_token="x", identifier_to_remove="x"))["code"] == 500
+    assert capture_error(unlink(url, access_token="x", identifier_to_remove="x"))["code"] == 413
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "call"),
+    [
+        ("entity", lambda url, access_token: entity(url, access_token=access_token)),
+        (
+            "unlink_account_native",
+            lambda url, access_token: unlink(
+                url, access_token=access_token, identifier_to_remove=GOOGLE_ALICE
+            ),
+        ),
+    ],
+)
+def test_faults_on_the_account_endpoints(
+    emu: IdentityCloudEmulator,
+    url: str,
+    user_token: str,
+    endpoint: str,
+    call: Callable[[str, str], requests.Response],
+) -> None:
+    emu.link(GOOGLE_ALICE, "user-1")
+    emu.set_fault(endpoint, Fault.http_500())
+    emu.add_fault(endpoint, Fault.capture_error(510, "api_limit_error"))
+    emu.add_fault(endpoint, Fault.not_json())
+    assert call(url, user_token).status_code == 500
+    assert capture_error(call(url, user_token))["code"] == 510
+    with pytest.raises(requests.JSONDecodeError):
+        call(url, user_token).json()
+    assert emu.owner_of(GOOGLE_ALICE) == "user-1"  # a faulted unlink removed nothing
+    assert call(url, user_token).json()["stat"] == "ok"
+    assert [c.fault for c in emu.calls_to(endpoint)] == ["http_500", "capture_error", "not_json", None]
+    emu.set_fault("*", Fault.reset())
+    with pytest.raises(requests.ConnectionError):
+        call(url, user_token)
+
+
+def test_account_endpoints_faults_over_http_and_call_counts(
+    emu: IdentityCloudEmulator, url: str, user_token: str
+) -> None:
+    for endpoint in ("entity", "unlink_account_native"):
+        r = requests.post(
+            f"{url}/_emulator/faults", json={"endpoint": endpoint, "kind": "http_500"}, timeout=TIMEOUT
+        )
+        assert r.json() == {"stat": "ok"}
+    assert entity(url, access_token=user_token).status_code == 500
+    assert unlink(url, access_token=user_token, identifier_to_remove=GOOGLE_ALICE).status_code == 500
+    entity(url, access_token=user_token)
+    counts = requests.get(f"{url}/_emulator/calls", timeout=TIMEOUT).json()["calls"]
+    assert (counts["entity"], counts["unlink_account_native"]) == (2, 1)
+
+
+def test_emulator_access_tokens_can_create_a_user_without_a_password(url: str) -> None:
+    r = requests.post(
+        f"{url}/_emulator/access_tokens",
+        json={
+            "user_id": "social-only",
+            "has_password": False,
+            "display_name": "Sam",
+            "email": "sam@example.test",
+        },
+        timeout=TIMEOUT,
+    )
+    record = entity_record(url, r.json()["access_token"])
+    assert (record["password"], record["displayName"], record["email"]) == (None, "Sam", "sam@example.test")
+    for bad in ({"has_password": "no"}, {"display_name": 1}, {"email": ["x"]}):
+        refused = requests.post(
+            f"{url}/_emulator/access_tokens", json={"user_id": "u", **bad}, timeout=TIMEOUT
+        )
+        assert refused.status_code == 400
+
+
+def test_reset_forgets_users(emu: IdentityCloudEmulator) -> None:
+    emu.create_user("user-1", display_name="Alice", has_password=False)
+    emu.link(GOOGLE_ALICE, "user-1")
+    emu.reset()
+    record = emu.account("user-1")
+    assert (record["displayName"], record["profiles"]) == ("user-1", [])
+    assert record["password"] is not None
+
+
+@pytest.mark.parametrize("info", list(PROVIDERS.values()), ids=list(PROVIDERS))
+def test_the_functions_domain_to_provider_table_agrees_with_the_emulators_providers(
+    info: ProviderInfo,
+) -> None:
+    identifier = "https://" + info.host + "/profile/someone"
+    assert profile_domain(identifier) == info.domain
+    assert provider_for_domain(info.domain) == info.name
+
+
+def test_the_functions_domain_table_has_exactly_the_emulators_providers() -> None:
+    assert {info.domain: info.name for info in PROVIDERS.values()} == PROVIDER_BY_DOMAIN
 
 
 # ------------------------------------------------------------------------------------------- faults

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import cast
 
 import pytest
 import requests
@@ -13,7 +15,7 @@ from emulator import EmulatorServer, Fault, IdentityCloudEmulator, serve
 from tests.function_world import API_KEY as KEY
 from tests.function_world import CLIENT_ID, FLOW, FLOW_VERSION, LOCALE
 from tests.function_world import EMULATOR_DEFAULTS as EMULATOR_SETTINGS
-from token_url.errors import CaptureError, ServiceUnavailable, SocialLoginError
+from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
 from token_url.identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
 
 REDIRECT_URI = "https://app.example.test/"
@@ -385,6 +387,272 @@ def test_capture_outage_is_service_unavailable(
 
     assert caught.value.service == "capture"
     assert len(emu.calls_to("link_account_native")) == 1
+
+
+# ---------------------------------------------------------------- /entity and unlink_account_native
+
+
+def test_read_account_sends_the_access_token_and_the_attributes_in_the_body(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator
+) -> None:
+    emu.create_user("user-1", display_name="Alice Example", email="alice@example.test")
+    emu.link(FACEBOOK_ID, "user-1")
+    emu.link(GOOGLE_ID, "user-1")
+    access_token = emu.mint_access_token("user-1")
+
+    account = client.read_account(access_token=access_token)
+
+    [call] = emu.calls_to("entity")
+    assert call.path == "/entity"
+    assert call.query == {}
+    assert call.form == {
+        "access_token": access_token,
+        "attributes": '["uuid", "displayName", "email", "profiles", "password"]',
+    }
+    assert account.uuid == emu.account("user-1")["uuid"]
+    assert (account.display_name, account.email, account.has_password) == (
+        "Alice Example",
+        "alice@example.test",
+        True,
+    )
+    assert [(p.identifier, p.domain, p.provider) for p in account.profiles] == [
+        (FACEBOOK_ID, "facebook.com", "Facebook"),
+        (GOOGLE_ID, "google.com", "Google"),
+    ]
+
+
+def test_read_account_of_an_account_without_a_password_or_identities(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator
+) -> None:
+    emu.create_user("user-1", has_password=False)
+
+    account = client.read_account(access_token=emu.mint_access_token("user-1"))
+
+    assert account.has_password is False
+    assert account.profiles == []
+
+
+def test_read_account_keeps_no_password_value(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator
+) -> None:
+    access_token = emu.mint_access_token("user-1")
+    stored_password = emu.account("user-1")["password"]
+    assert stored_password
+
+    account = client.read_account(access_token=access_token)
+
+    assert account.has_password is True
+    assert stored_password not in repr(account)
+    assert stored_password not in account.model_dump_json()
+
+
+def test_unlink_sends_its_six_parameters_in_the_body_and_removes_the_identity(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator
+) -> None:
+    emu.link(FACEBOOK_ID, "user-1")
+    emu.link(GOOGLE_ID, "user-1")
+    access_token = emu.mint_access_token("user-1")
+
+    assert client.unlink(access_token=access_token, identifier=FACEBOOK_ID) is None
+
+    [call] = emu.calls_to("unlink_account_native")
+    assert call.path == "/oauth/unlink_account_native"
+    assert call.query == {}
+    assert call.form == {
+        "client_id": CLIENT_ID,
+        "flow": FLOW,
+        "flow_version": FLOW_VERSION,
+        "locale": LOCALE,
+        "access_token": access_token,
+        "identifier_to_remove": FACEBOOK_ID,
+    }
+    assert emu.linked_identities("user-1") == [GOOGLE_ID]
+    assert [p.identifier for p in client.read_account(access_token=access_token).profiles] == [GOOGLE_ID]
+
+
+def capture_call(client: IdentityCloudClient, endpoint: str, access_token: str) -> None:
+    if endpoint == "entity":
+        client.read_account(access_token=access_token)
+    else:
+        client.unlink(access_token=access_token, identifier=FACEBOOK_ID)
+
+
+def refused(client: IdentityCloudClient, endpoint: str, access_token: str) -> CaptureError:
+    with pytest.raises(CaptureError) as caught:
+        capture_call(client, endpoint, access_token)
+    assert caught.value.endpoint == endpoint
+    assert caught.value.request_id is not None
+    assert REQUEST_ID.fullmatch(caught.value.request_id)
+    assert access_token not in str(caught.value)
+    return caught.value
+
+
+ACCOUNT_CALLS = pytest.mark.parametrize("endpoint", ["entity", "unlink_account_native"])
+
+
+@ACCOUNT_CALLS
+def test_account_calls_with_an_unknown_access_token_are_413(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator, endpoint: str
+) -> None:
+    emu.link(FACEBOOK_ID, "user-1")
+
+    error = refused(client, endpoint, "unknownaccesstoken")
+
+    assert (error.code, error.error) == (CaptureError.INVALID_ACCESS_TOKEN, "invalid_access_token")
+    assert emu.owner_of(FACEBOOK_ID) == "user-1"
+
+
+@ACCOUNT_CALLS
+def test_account_calls_with_an_expired_access_token_are_414(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator, endpoint: str
+) -> None:
+    emu.link(FACEBOOK_ID, "user-1")
+    access_token = emu.mint_access_token("user-1")
+    emu.expire_access_token(access_token)
+
+    error = refused(client, endpoint, access_token)
+
+    assert (error.code, error.error) == (CaptureError.ACCESS_TOKEN_EXPIRED, "access_token_expired")
+    assert emu.owner_of(FACEBOOK_ID) == "user-1"
+
+
+def test_unlinking_an_identity_not_on_the_account_is_200(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator
+) -> None:
+    emu.link(FACEBOOK_ID, "user-2")
+
+    error = refused(client, "unlink_account_native", emu.mint_access_token("user-1"))
+
+    assert (error.code, error.error) == (CaptureError.INVALID_ARGUMENT, "invalid_argument")
+    assert emu.owner_of(FACEBOOK_ID) == "user-2"
+
+
+def test_unlink_by_a_client_without_login_feature_is_403(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator
+) -> None:
+    emu.client_has_login_feature = False
+    emu.link(FACEBOOK_ID, "user-1")
+
+    error = refused(client, "unlink_account_native", emu.mint_access_token("user-1"))
+
+    assert (error.code, error.error) == (CaptureError.PERMISSION_ERROR, "permission_error")
+    assert emu.owner_of(FACEBOOK_ID) == "user-1"
+
+
+def test_unlink_with_an_unknown_flow_version_is_500(
+    server: EmulatorServer, http: requests.Session, emu: IdentityCloudEmulator
+) -> None:
+    client = make_client(server, http, flow_version="20200101000000000000")
+    emu.link(FACEBOOK_ID, "user-1")
+
+    error = refused(client, "unlink_account_native", emu.mint_access_token("user-1"))
+
+    assert (error.code, error.error) == (CaptureError.UNEXPECTED_ERROR, "unexpected_error")
+    assert emu.owner_of(FACEBOOK_ID) == "user-1"
+
+
+@ACCOUNT_CALLS
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.capture_error(100, "missing_argument", "missing arguments: access_token"), Fault.capture_error()],
+    ids=["missing_argument", "api_limit_error"],
+)
+def test_account_calls_parse_the_capture_error_envelope(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator, endpoint: str, fault: Fault
+) -> None:
+    emu.link(FACEBOOK_ID, "user-1")
+    emu.set_fault(endpoint, fault)
+
+    error = refused(client, endpoint, emu.mint_access_token("user-1"))
+
+    assert (error.code, error.error) == (fault.code, fault.error)
+    assert emu.owner_of(FACEBOOK_ID) == "user-1"
+
+
+@ACCOUNT_CALLS
+@pytest.mark.parametrize(
+    "fault", [Fault.http_500(), Fault.not_json(), Fault.reset()], ids=["http_500", "not_json", "reset"]
+)
+def test_account_call_outages_are_service_unavailable_and_not_resent(
+    client: IdentityCloudClient, emu: IdentityCloudEmulator, endpoint: str, fault: Fault
+) -> None:
+    emu.link(FACEBOOK_ID, "user-1")
+    access_token = emu.mint_access_token("user-1")
+    emu.set_fault(endpoint, fault)
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        capture_call(client, endpoint, access_token)
+
+    assert caught.value.service == "capture"
+    assert caught.value.reason.startswith(f"{endpoint}: ")
+    assert access_token not in str(caught.value)
+    assert [call.fault for call in emu.calls_to(endpoint)] == [fault.kind.value]
+
+
+class _CannedReply:
+    """A requests Session whose every POST answers HTTP 200 with the given JSON."""
+
+    def __init__(self, reply: object) -> None:
+        self.reply = reply
+
+    def post(self, url: str, **kwargs: object) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 200
+        response._content = json.dumps(self.reply).encode()
+        return response
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"stat": "ok"},
+        {"stat": "ok", "result": None},
+        {"stat": "ok", "result": {"displayName": "no uuid"}},
+        {"stat": "ok", "result": {"uuid": "u-1", "profiles": [{"domain": "google.com"}]}},
+        {"stat": "error", "error": "no code"},
+    ],
+)
+def test_entity_reply_without_a_usable_account_is_service_unavailable(reply: dict[str, object]) -> None:
+    client = IdentityCloudClient(
+        social_login_base_url="http://127.0.0.1:9",
+        capture_base_url="http://127.0.0.1:9",
+        capture_flow=CaptureFlow(CLIENT_ID, FLOW, FLOW_VERSION, LOCALE, REDIRECT_URI),
+        api_key=lambda: KEY,
+        http=cast(requests.Session, _CannedReply(reply)),
+        timeout=(1.0, 1.0),
+    )
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        client.read_account(access_token="canned-access-token")
+
+    assert caught.value.service == "capture"
+    assert caught.value.reason.startswith("entity")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client: client.link_account_native(token="f" * 40, access_token="some-access-token"),
+        lambda client: client.read_account(access_token="some-access-token"),
+        lambda client: client.unlink(access_token="some-access-token", identifier=FACEBOOK_ID),
+    ],
+    ids=["link_account_native", "entity", "unlink_account_native"],
+)
+def test_capture_calls_without_capture_settings_are_a_configuration_problem(
+    server: EmulatorServer,
+    http: requests.Session,
+    emu: IdentityCloudEmulator,
+    call: Callable[[IdentityCloudClient], object],
+) -> None:
+    client = IdentityCloudClient(
+        social_login_base_url=server.url, api_key=lambda: KEY, http=http, timeout=(1.0, 1.0)
+    )
+
+    with pytest.raises(ConfigurationProblem) as caught:
+        call(client)
+
+    assert caught.value.service == "capture"
+    assert emu.calls == []
 
 
 # ---------------------------------------------------------------- connection reuse

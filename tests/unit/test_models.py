@@ -1,4 +1,4 @@
-"""Boundary models: supported credential providers, strict requests, and the session view."""
+"""Boundary models: supported credential providers, strict requests, the session view, the Capture account."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import pytest
 from pydantic import ValidationError
 
 from token_url.models import (
+    CaptureAccount,
     CredentialsRequest,
     SessionCreateRequest,
     SessionRecord,
     TokenCallback,
     credential_provider,
+    provider_for_domain,
 )
 
 
@@ -168,3 +170,76 @@ def test_session_view_without_capture_token() -> None:
 )
 def test_session_is_live_until_expires_at(expires_at: int, now: int, live: bool) -> None:
     assert SessionRecord(pk="p", created_at=0, expires_at=expires_at).is_live(now) is live
+
+
+# ---------------------------------------------------------------- the Capture account (/entity)
+
+
+@pytest.mark.parametrize(
+    ("record", "has_password"),
+    [
+        ({"uuid": "u-1"}, False),
+        ({"uuid": "u-1", "password": None}, False),
+        ({"uuid": "u-1", "password": ""}, False),
+        ({"uuid": "u-1", "password": "$2a$10$stored-hash"}, True),
+        ({"uuid": "u-1", "password": {"type": "password-bcrypt", "value": "stored-hash"}}, True),
+    ],
+)
+def test_capture_account_knows_only_whether_there_is_a_password(
+    record: dict[str, object], has_password: bool
+) -> None:
+    account = CaptureAccount.model_validate(record)
+
+    assert account.has_password is has_password
+    assert "stored-hash" not in account.model_dump_json()
+
+
+def test_capture_account_reads_its_profiles_and_ignores_other_attributes() -> None:
+    account = CaptureAccount.model_validate(
+        {
+            "uuid": "u-1",
+            "id": 7,
+            "displayName": "Alice",
+            "email": "alice@example.test",
+            "created": "2024-01-01 00:00:00 +0000",
+            "profiles": [
+                {"id": 1, "domain": "twitter.com", "identifier": "https://twitter.com/alice", "profile": {}},
+                {"domain": "openid.example", "identifier": "https://openid.example/alice"},
+            ],
+        }
+    )
+
+    assert (account.uuid, account.display_name, account.email) == ("u-1", "Alice", "alice@example.test")
+    assert [(p.identifier, p.provider) for p in account.profiles] == [
+        ("https://twitter.com/alice", "Twitter"),
+        ("https://openid.example/alice", "openid.example"),
+    ]
+    assert set(account.model_dump()) == {"uuid", "display_name", "email", "profiles", "has_password"}
+
+
+def test_capture_account_without_profiles_has_none() -> None:
+    assert CaptureAccount.model_validate({"uuid": "u-1", "profiles": None}).profiles == []
+
+
+@pytest.mark.parametrize(
+    "record", [{}, {"uuid": ""}, {"uuid": "u-1", "profiles": [{"domain": "google.com"}]}, {"uuid": None}]
+)
+def test_capture_account_refuses_a_record_it_cannot_use(record: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        CaptureAccount.model_validate(record)
+
+
+@pytest.mark.parametrize(
+    ("domain", "provider"),
+    [
+        ("facebook.com", "Facebook"),
+        ("google.com", "Google"),
+        ("twitter.com", "Twitter"),
+        ("linkedin.com", "LinkedIn"),
+        ("LinkedIn.com", "LinkedIn"),
+        ("login.live.com", "Microsoft Account"),
+        ("unknown.example", "unknown.example"),
+    ],
+)
+def test_provider_for_domain(domain: str, provider: str) -> None:
+    assert provider_for_domain(domain) == provider

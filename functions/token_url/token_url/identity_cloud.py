@@ -1,4 +1,5 @@
-"""The Identity Cloud client: Social Login auth_info, add_or_update_access_token; Capture link_account_native.
+"""The Identity Cloud client: Social Login (auth_info, add_or_update_access_token) and Capture (link,
+read the account with /entity, unlink).
 
 One `requests.Session` per container, parameters only in the POST body, both error envelopes
 parsed whatever the HTTP status, typed errors by numeric code, and a retry only for failures that
@@ -7,6 +8,7 @@ happen before a request leaves (a connect error), so a one-time token is never s
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
-from token_url.models import AuthInfo
+from token_url.models import AuthInfo, CaptureAccount
 from token_url.observability import logger, traced
 from token_url.secure_values import fingerprint
 
@@ -28,6 +30,8 @@ SOCIAL_LOGIN = "social_login"
 _DEADLINE_MARGIN_SECONDS = 1.5
 _MIN_CALL_SECONDS = 0.5
 CAPTURE = "capture"
+# The /entity attributes the service reads; `password` only to know whether there is one.
+ACCOUNT_ATTRIBUTES = ("uuid", "displayName", "email", "profiles", "password")
 
 
 class _SocialLoginErr(BaseModel):
@@ -58,6 +62,15 @@ class CaptureFlow:
     flow_version: str
     locale: str
     redirect_uri: str
+
+    def client_parameters(self) -> dict[str, str]:
+        """What every native Capture call names: the API client and the flow."""
+        return {
+            "client_id": self.client_id,
+            "flow": self.flow,
+            "flow_version": self.flow_version,
+            "locale": self.locale,
+        }
 
 
 def new_http_session(pool_size: int = 4) -> requests.Session:
@@ -97,7 +110,7 @@ class IdentityCloudClient:
         capture_flow: CaptureFlow | None = None,
         seconds_left: Callable[[], float | None] = lambda: None,
     ) -> None:
-        """`capture_base_url` and `capture_flow` are needed only to link (the importer only stores tokens)."""
+        """`capture_base_url` and `capture_flow` are needed only for Capture (not by the importer)."""
         self._social_login_base_url = social_login_base_url.rstrip("/")
         self._capture_base_url = capture_base_url.rstrip("/") if capture_base_url else None
         self._capture_flow = capture_flow
@@ -156,24 +169,44 @@ class IdentityCloudClient:
     # ------------------------------------------------------------ Capture
 
     def link_account_native(self, *, token: str, access_token: str) -> None:
-        flow = self._capture_flow
-        if flow is None or self._capture_base_url is None:
-            raise ConfigurationProblem(CAPTURE, "this client has no Capture settings")
+        flow = self._require_capture_flow()
         body = {
-            "client_id": flow.client_id,
-            "flow": flow.flow,
-            "flow_version": flow.flow_version,
-            "locale": flow.locale,
+            **flow.client_parameters(),
             "redirect_uri": flow.redirect_uri,
             "token": token,
             "access_token": access_token,
         }
-        endpoint = "link_account_native"
+        self._capture("link_account_native", "/oauth/link_account_native", body)
+
+    def read_account(self, *, access_token: str) -> CaptureAccount:
+        """The account the Registration access token belongs to (`/entity`), limited to what we use."""
+        self._require_capture_flow()
+        body = {"access_token": access_token, "attributes": json.dumps(list(ACCOUNT_ATTRIBUTES))}
+        reply = self._capture("entity", "/entity", body)
+        try:
+            return CaptureAccount.model_validate(reply.get("result"))
+        except ValidationError:
+            # An "ok" without a usable record is a broken upstream, not a bad access token.
+            raise ServiceUnavailable(CAPTURE, "entity reply without a usable account") from None
+
+    def unlink(self, *, access_token: str, identifier: str) -> None:
+        """Removes a social identity from the account; Capture does not keep an account's last sign-in."""
+        flow = self._require_capture_flow()
+        body = {**flow.client_parameters(), "access_token": access_token, "identifier_to_remove": identifier}
+        self._capture("unlink_account_native", "/oauth/unlink_account_native", body)
+
+    def _require_capture_flow(self) -> CaptureFlow:
+        if self._capture_flow is None or self._capture_base_url is None:
+            raise ConfigurationProblem(CAPTURE, "this client has no Capture settings")
+        return self._capture_flow
+
+    def _capture(self, endpoint: str, path: str, body: dict[str, str]) -> dict[str, Any]:
+        """One Capture call: the reply when `stat` is ok, else CaptureError or ServiceUnavailable."""
         with traced(endpoint) as span:
-            reply = self._post(CAPTURE, endpoint, f"{self._capture_base_url}/oauth/{endpoint}", body)
+            reply = self._post(CAPTURE, endpoint, f"{self._capture_base_url}{path}", body)
             if reply.get("stat") == "ok":
                 span.outcome("ok")
-                return
+                return reply
             try:
                 failure = _CaptureFailure.model_validate(reply)
             except ValidationError:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 # 256-bit values from secrets.token_urlsafe(32): session ids, one-time values, browser bindings.
 OpaqueValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
@@ -176,6 +176,85 @@ class AuthInfo(BaseModel):
     profile: SocialProfile
     # A secret: encrypted before it is stored, never logged or returned.
     access_credentials: dict[str, Any] | None = Field(default=None, alias="accessCredentials")
+
+
+# Capture's profile `domain` -> the provider name auth_info gives (`providerName`). The emulator's
+# providers are checked against this table; a domain missing from it is shown as it is.
+PROVIDER_BY_DOMAIN: dict[str, str] = {
+    "google.com": "Google",
+    "facebook.com": "Facebook",
+    "twitter.com": "Twitter",
+    "linkedin.com": "LinkedIn",
+    "orkut.com": "Orkut",
+    "amazon.com": "Amazon",
+    "disqus.com": "Disqus",
+    "flickr.com": "Flickr",
+    "myspace.com": "MySpace",
+    "me.yahoo.com": "Yahoo!",
+    "plus.google.com": "Google+",
+    "instagram.com": "Instagram",
+    "mixi.jp": "Mixi",
+    "mydigipass.com": "MYDIGIPASS.COM",
+    "paypal.com": "PayPal",
+    "qq.com": "QQ",
+    "renren.com": "RenRen",
+    "soundcloud.com": "SoundCloud",
+    "weibo.com": "Sina Weibo",
+    "tumblr.com": "tumblr",
+    "vk.com": "VK",
+    "login.live.com": "Microsoft Account",
+    "xing.com": "Xing",
+    "foursquare.com": "Foursquare",
+}
+
+
+def provider_for_domain(domain: str) -> str:
+    """The provider name of a Capture profile's `domain`, or the domain itself when it is not known."""
+    return PROVIDER_BY_DOMAIN.get(domain.lower(), domain)
+
+
+class CaptureProfile(BaseModel):
+    """One social identity on a Capture account (an element of `/entity`'s `profiles`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    identifier: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    domain: Annotated[str, StringConstraints(max_length=253)]
+
+    @property
+    def provider(self) -> str:
+        return provider_for_domain(self.domain)
+
+
+class CaptureAccount(BaseModel):
+    """The signed-in user's Capture record, as `/entity` returns it: only what the service needs.
+
+    The `password` attribute is read only to know whether the account has one; its value is dropped.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    uuid: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    display_name: str | None = Field(default=None, alias="displayName", max_length=500)
+    email: str | None = Field(default=None, max_length=320)
+    profiles: list[CaptureProfile] = Field(default_factory=list)
+    has_password: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_as_a_flag(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "password" not in data:
+            return data
+        fields = {name: value for name, value in data.items() if name != "password"}
+        fields["has_password"] = data["password"] not in (None, "")
+        return fields
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _no_profiles_is_an_empty_list(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 # ---------------------------------------------------------------- stored items

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from token_url.audit import AuditEventType
-from token_url.models import AuthInfo, NonceRecord, PendingLink, SessionRecord
+from token_url.models import AuthInfo, CaptureAccount, NonceRecord, PendingLink, SessionRecord
 
 
 class IdentityCloud(Protocol):
@@ -24,6 +24,14 @@ class IdentityCloud(Protocol):
     def add_or_update_access_token(self, *, identifier: str, token: str) -> None: ...
 
     def link_account_native(self, *, token: str, access_token: str) -> None: ...
+
+    def read_account(self, *, access_token: str) -> CaptureAccount:
+        """The account the Registration access token belongs to (Capture `/entity`)."""
+        ...
+
+    def unlink(self, *, access_token: str, identifier: str) -> None:
+        """Removes the social identity from that account; the caller keeps it a way to sign in."""
+        ...
 
 
 class SessionStorage(Protocol):

@@ -26,7 +26,15 @@ from token_url.flows.sessions import Sessions
 from token_url.flows.sign_in import SignIn
 from token_url.flows.start import StartTokenUrl
 from token_url.flows.token_post import TokenOutcome, TokenPost
-from token_url.models import AuthInfo, Intent, NonceRecord, PendingLink, SessionRecord, SocialProfile
+from token_url.models import (
+    AuthInfo,
+    CaptureAccount,
+    Intent,
+    NonceRecord,
+    PendingLink,
+    SessionRecord,
+    SocialProfile,
+)
 from token_url.settings import Settings
 
 NOW = 1_900_000_000
@@ -180,6 +188,9 @@ class FakeIdentityCloud:
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.links: list[tuple[str, str]] = []  # (Social Login token, Registration access token)
         self.stored: dict[str, str] = {}
+        self.accounts: dict[str, CaptureAccount] = {}  # by Registration access token
+        self.account_error: Exception | None = None
+        self.unlink_error: Exception | None = None
 
     def calls_to(self, name: str) -> list[dict[str, str]]:
         return [arguments for called, arguments in self.calls if called == name]
@@ -195,6 +206,20 @@ class FakeIdentityCloud:
         if self.link_error is not None:
             raise self.link_error
         self.links.append((token, access_token))
+
+    def read_account(self, *, access_token: str) -> CaptureAccount:
+        self.calls.append(("read_account", {"access_token": access_token}))
+        if self.account_error is not None:
+            raise self.account_error
+        return self.accounts[access_token]
+
+    def unlink(self, *, access_token: str, identifier: str) -> None:
+        self.calls.append(("unlink", {"access_token": access_token, "identifier": identifier}))
+        if self.unlink_error is not None:
+            raise self.unlink_error
+        account = self.accounts[access_token]
+        remaining = [profile for profile in account.profiles if profile.identifier != identifier]
+        self.accounts[access_token] = account.model_copy(update={"profiles": remaining})
 
     def add_or_update_access_token(self, *, identifier: str, token: str) -> None:
         self.calls.append(("add_or_update_access_token", {"identifier": identifier, "token": token}))
