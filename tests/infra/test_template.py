@@ -73,6 +73,9 @@ NOT_ALARMED = {
     "Links": "the service working",
     "LinkConflicts": "a person's own mistake (an identity linked to another account), answered to them",
     "UntrustedOrigins": "a token POST from a page the function does not trust, answered with an error",
+    "Outcomes": "each route's outcomes, for dashboards; the failures among them are counted above",
+    "LinksReconciled": "a link whose reply was lost, checked with /entity: found, it is answered linked; "
+    "not found, it is an outage counted in UpstreamErrors",
 }
 LAMBDA_FAILURES = ("Errors", "Throttles")
 RECORDS = {"SessionsTable": SessionRecord, "NoncesTable": NonceRecord}
@@ -578,11 +581,13 @@ def test_defaults_satisfy_their_own_patterns(template: dict[str, Any]) -> None:
 
 
 def counted_metrics() -> set[str]:
-    """Every metric the function's code counts: `count("Name")`, or `count(CONSTANT)` of a module constant."""
+    """Every metric the function's code counts: `count("Name")`, `count_by("Name", ...)` (with dimensions),
+    or `count(CONSTANT)` of a module constant."""
     names: set[str] = set()
     for source in FUNCTION_PACKAGE.rglob("*.py"):
         text = source.read_text(encoding="utf-8")
         names |= set(re.findall(r'\bcount\("([A-Za-z]+)"\)', text))
+        names |= set(re.findall(r'\bcount_by\("([A-Za-z]+)"', text))
         for constant in re.findall(r"\bcount\(([A-Z_]+)\)", text):
             names |= set(re.findall(rf'^{constant} = "([A-Za-z]+)"', text, re.MULTILINE))
     return names

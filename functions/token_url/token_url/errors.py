@@ -6,12 +6,18 @@ from enum import Enum
 
 
 class ServiceUnavailable(Exception):
-    """An outside service (Identity Cloud, DynamoDB, KMS, Secrets Manager) failed or timed out."""
+    """An outside service (Identity Cloud, DynamoDB, KMS, Secrets Manager) failed or timed out.
 
-    def __init__(self, service: str, reason: str) -> None:
+    `may_have_reached`: the request may have reached the service and taken effect there (a read timeout,
+    a connection lost after sending, a reply that is no API answer); False when it certainly did not
+    (no connection, no time left to start it). Only a caller whose call changes something needs it.
+    """
+
+    def __init__(self, service: str, reason: str, *, may_have_reached: bool = False) -> None:
         super().__init__(f"{service}: {reason}")
         self.service = service
         self.reason = reason
+        self.may_have_reached = may_have_reached
 
 
 class ConfigurationProblem(Exception):

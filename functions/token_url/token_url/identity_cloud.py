@@ -17,7 +17,7 @@ from typing import Any, Literal
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
@@ -98,6 +98,20 @@ def _failure_reason(error: requests.RequestException) -> str:
     return type(error).__name__
 
 
+def _never_sent(error: requests.RequestException) -> bool:
+    """No connection was made (refused, unresolved, connect timeout), so the request never left.
+
+    Anything else (a read timeout, a connection reset or closed after sending) may have reached the
+    upstream and taken effect there without our hearing of it.
+    """
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    wrapped = error.args[0] if error.args else None
+    reason = wrapped.reason if isinstance(wrapped, MaxRetryError) else wrapped
+    # urllib3's NewConnectionError and NameResolutionError are ConnectTimeoutErrors too.
+    return isinstance(reason, ConnectTimeoutError)
+
+
 class IdentityCloudClient:
     def __init__(
         self,
@@ -147,7 +161,9 @@ class IdentityCloudClient:
                 failure = _SocialLoginFailure.model_validate(reply)
             except ValidationError:
                 span.outcome("unavailable")
-                raise ServiceUnavailable(SOCIAL_LOGIN, f"{endpoint}: unrecognised reply") from None
+                raise ServiceUnavailable(
+                    SOCIAL_LOGIN, f"{endpoint}: unrecognised reply", may_have_reached=True
+                ) from None
             mismatch = (
                 failure.err.code == SocialLoginError.AUTHENTICATION_ERROR
                 and failure.err.msg.startswith("Token URL mismatch")
@@ -211,7 +227,9 @@ class IdentityCloudClient:
                 failure = _CaptureFailure.model_validate(reply)
             except ValidationError:
                 span.outcome("unavailable")
-                raise ServiceUnavailable(CAPTURE, f"{endpoint}: unrecognised reply") from None
+                raise ServiceUnavailable(
+                    CAPTURE, f"{endpoint}: unrecognised reply", may_have_reached=True
+                ) from None
             request_id = failure.request_id or failure.request_token
             span.outcome(f"error_{failure.code}")
             logger.warning(
@@ -238,7 +256,9 @@ class IdentityCloudClient:
         except requests.RequestException as error:
             reason = _failure_reason(error)
             self._log_outage(endpoint, reason, started)
-            raise ServiceUnavailable(service, f"{endpoint}: {reason}") from None
+            raise ServiceUnavailable(
+                service, f"{endpoint}: {reason}", may_have_reached=not _never_sent(error)
+            ) from None
         try:
             reply = response.json()
         except ValueError:
@@ -247,7 +267,11 @@ class IdentityCloudClient:
         # (or 200), Capture errors with 200. Anything without an envelope is an outage.
         if not isinstance(reply, dict) or "stat" not in reply:
             self._log_outage(endpoint, f"http_{response.status_code}_without_envelope", started)
-            raise ServiceUnavailable(service, f"{endpoint}: HTTP {response.status_code} without an API reply")
+            raise ServiceUnavailable(
+                service,
+                f"{endpoint}: HTTP {response.status_code} without an API reply",
+                may_have_reached=True,
+            )
         return reply
 
     def _bounded_timeout(self) -> tuple[float, float] | None:

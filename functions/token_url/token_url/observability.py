@@ -47,14 +47,19 @@ def count(metric: str) -> None:
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
 
 
-def count_outcome(route: str, outcome: str) -> None:
-    """One `Outcomes` data point with route and outcome dimensions, beside the plain counters."""
+def count_by(metric: str, **dimensions: str) -> None:
+    """One data point of `metric` with dimensions of its own, beside the plain counters."""
     with single_metric(
-        name="Outcomes",
+        name=metric,
         unit=MetricUnit.Count,
         value=1,
         namespace=NAMESPACE,
         default_dimensions={"service": SERVICE},
-    ) as metric:
-        metric.add_dimension(name="route", value=route)
-        metric.add_dimension(name="outcome", value=outcome)
+    ) as data_point:
+        for name, value in dimensions.items():
+            data_point.add_dimension(name=name, value=value)
+
+
+def count_outcome(route: str, outcome: str) -> None:
+    """One `Outcomes` data point with route and outcome dimensions."""
+    count_by("Outcomes", route=route, outcome=outcome)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 
-from tests.unit.flows.fakes import FACEBOOK_ID, FlowWorld, profile, settings_for_tests
+from tests.unit.flows.fakes import FACEBOOK_ID, GOOGLE_ID, FlowWorld, profile, settings_for_tests
 from token_url.audit import AuditEventType
-from token_url.errors import CaptureError, SocialLoginError
+from token_url.errors import CaptureError, ServiceUnavailable, SocialLoginError
 from token_url.flows.shared import PENDING_LINK_TOKEN_FIELD, session_key
-from token_url.models import ErrorCode, Intent, LinkDecision, Result
+from token_url.models import CaptureAccount, CaptureProfile, ErrorCode, Intent, LinkDecision, Result
 
 ACCESS_TOKEN = "registration-access-token"
 
@@ -271,3 +272,147 @@ def test_a_confirmation_refused_by_capture_gives_capture_s_reason(confirming: Fl
 
     assert (decided.decision, decided.error) == (None, ErrorCode.ALREADY_LINKED)
     assert confirming.audit.types()[-1] is AuditEventType.LINK_REFUSED
+
+
+# ---------------------------------------------------------------- a link whose reply was lost
+
+
+def reply_lost() -> ServiceUnavailable:
+    """link_account_native sent, and then nothing heard (a read timeout, a reset, an HTTP 500 page)."""
+    return ServiceUnavailable("capture", "link_account_native: timeout", may_have_reached=True)
+
+
+def account_holding(*identifiers: str) -> CaptureAccount:
+    return CaptureAccount(
+        uuid="account-1",
+        profiles=[CaptureProfile(identifier=identifier, domain="facebook.com") for identifier in identifiers],
+    )
+
+
+def reconciliations(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The outcome of every LinksReconciled data point printed so far (each is one EMF line)."""
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    return [blob["outcome"] for blob in blobs if "LinksReconciled" in blob]
+
+
+def test_a_link_made_in_capture_whose_reply_was_lost_is_linked(
+    world: FlowWorld, counted: Callable[[str], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    session_id = world.capture_session(ACCESS_TOKEN)
+    world.cloud.link_error = reply_lost()
+    world.cloud.accounts[ACCESS_TOKEN] = account_holding(GOOGLE_ID, FACEBOOK_ID)  # Capture made the link
+
+    _, result, error = link_token_post(world, session_id)
+
+    assert (result, error) == (Result.LINKED, None)
+    assert world.cloud.calls_to("read_account") == [{"access_token": ACCESS_TOKEN}]
+    pk = session_key(session_id)
+    assert world.sessions.records[pk].linked == [FACEBOOK_ID]
+    assert world.audit.events[-1] == (
+        AuditEventType.LINKED,
+        {"provider": "Facebook", "identifier": FACEBOOK_ID, "session_pk": pk},
+    )
+    assert counted("Links") == 1
+    assert reconciliations(capsys) == ["linked"]
+
+
+def test_a_link_replayed_after_its_reply_was_lost_gets_the_reconciled_outcome(world: FlowWorld) -> None:
+    session_id = world.capture_session(ACCESS_TOKEN)
+    world.cloud.link_error = reply_lost()
+    world.cloud.accounts[ACCESS_TOKEN] = account_holding(FACEBOOK_ID)
+    nonce, browser = world.start_token_url(Intent.LINK, session_id=session_id)
+    token = world.issue_token(profile(FACEBOOK_ID, "Facebook"))
+
+    first = world.submit(token, nonce, browser)
+    world.cloud.link_error = capture_refusal(
+        CaptureError.ENGAGE_ERROR
+    )  # what sending the token again would get
+    replay = world.submit(token, nonce, browser)
+
+    assert first.result is replay.result is Result.LINKED
+    assert len(world.cloud.calls_to("link_account_native")) == 1
+    assert len(world.cloud.calls_to("read_account")) == 1
+
+
+def test_a_link_not_in_the_account_after_its_reply_was_lost_is_an_outage(
+    world: FlowWorld, counted: Callable[[str], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    session_id = world.capture_session(ACCESS_TOKEN)
+    world.cloud.link_error = reply_lost()
+    world.cloud.accounts[ACCESS_TOKEN] = account_holding(GOOGLE_ID)
+
+    _, result, error = link_token_post(world, session_id)
+
+    assert (result, error) == (None, ErrorCode.SERVICE_UNAVAILABLE)
+    assert world.cloud.calls_to("read_account") == [{"access_token": ACCESS_TOKEN}]
+    assert world.sessions.records[session_key(session_id)].linked == []
+    assert AuditEventType.LINKED not in world.audit.types()
+    assert counted("Links") == 0
+    assert counted("UpstreamErrors") == 1
+    assert reconciliations(capsys) == ["not_linked"]
+
+
+@pytest.mark.parametrize(
+    "entity_failure",
+    [
+        ServiceUnavailable("capture", "entity: timeout", may_have_reached=True),
+        CaptureError("entity", CaptureError.API_LIMIT_ERROR, "api_limit_error", "request-2"),
+    ],
+    ids=["outage", "capture_error"],
+)
+def test_a_lost_link_reply_with_the_account_unreadable_is_an_outage(
+    world: FlowWorld, capsys: pytest.CaptureFixture[str], entity_failure: Exception
+) -> None:
+    session_id = world.capture_session(ACCESS_TOKEN)
+    world.cloud.link_error = reply_lost()
+    world.cloud.account_error = entity_failure
+
+    _, result, error = link_token_post(world, session_id)
+
+    assert (result, error) == (None, ErrorCode.SERVICE_UNAVAILABLE)
+    assert len(world.cloud.calls_to("read_account")) == 1
+    assert world.sessions.records[session_key(session_id)].linked == []
+    assert reconciliations(capsys) == ["unknown"]
+
+
+def test_a_link_that_never_reached_capture_is_not_looked_for(
+    world: FlowWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session_id = world.capture_session(ACCESS_TOKEN)
+    world.cloud.link_error = ServiceUnavailable("capture", "link_account_native: ConnectionError")
+    world.cloud.accounts[ACCESS_TOKEN] = account_holding(FACEBOOK_ID)  # linked earlier, not by this call
+
+    _, result, error = link_token_post(world, session_id)
+
+    assert (result, error) == (None, ErrorCode.SERVICE_UNAVAILABLE)
+    assert world.cloud.calls_to("read_account") == []
+    assert reconciliations(capsys) == []
+
+
+def test_a_confirmed_link_whose_reply_was_lost_is_looked_for_too(
+    confirming: FlowWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session_id = confirming.capture_session(ACCESS_TOKEN)
+    link_token_post(confirming, session_id)
+    confirming.cloud.link_error = reply_lost()
+    confirming.cloud.accounts[ACCESS_TOKEN] = account_holding(FACEBOOK_ID)
+
+    decided = confirming.link.decide(session_id, confirm=True)
+
+    assert (decided.decision, decided.error) == (LinkDecision.LINKED, None)
+    assert confirming.sessions.records[session_key(session_id)].linked == [FACEBOOK_ID]
+    assert confirming.audit.types()[-1] is AuditEventType.LINKED
+    assert reconciliations(capsys) == ["linked"]
+
+
+def test_a_confirmed_link_not_found_after_its_reply_was_lost_is_an_outage(confirming: FlowWorld) -> None:
+    session_id = confirming.capture_session(ACCESS_TOKEN)
+    link_token_post(confirming, session_id)
+    confirming.cloud.link_error = reply_lost()
+    confirming.cloud.accounts[ACCESS_TOKEN] = account_holding()
+
+    decided = confirming.link.decide(session_id, confirm=True)
+
+    assert (decided.decision, decided.error) == (None, ErrorCode.SERVICE_UNAVAILABLE)
+    assert len(confirming.cloud.calls_to("read_account")) == 1
+    assert AuditEventType.LINKED not in confirming.audit.types()

@@ -2,11 +2,15 @@
 
 The token POST of a link either links at once or, with LINK_CONFIRMATION=on, holds the link on the
 session until the user confirms or cancels it (GET and POST /link, docs/link-confirmation.md).
+
+When link_account_native fails after the request may have reached Capture, the account is read with
+/entity before answering: the user is told `linked` if Capture holds the identity, as it may.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from token_url.audit import AuditEventType
@@ -30,7 +34,7 @@ from token_url.models import (
     TokenAttempt,
     TokenResult,
 )
-from token_url.observability import count, count_outcome, logger
+from token_url.observability import count, count_by, count_outcome, logger
 from token_url.ports import AuditPublisher, Clock, IdentityCloud, SecretSealer, SessionStorage
 from token_url.settings import Settings
 
@@ -41,6 +45,14 @@ _CAPTURE_CONFIGURATION_CODES = {
     CaptureError.PERMISSION_ERROR,
     CaptureError.UNEXPECTED_ERROR,
 }
+
+
+class Reconciliation(StrEnum):
+    """What /entity said after a link_account_native whose outcome was not heard."""
+
+    LINKED = "linked"  # the account holds the identity: the link was made
+    NOT_LINKED = "not_linked"  # it does not: the outage stands
+    UNKNOWN = "unknown"  # /entity failed too: the outage stands
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,34 @@ class Link:
             self._client.link_account_native(token=token, access_token=access_token)
         except CaptureError as error:
             return self._link_refused(error, session, identifier, provider)
+        except ServiceUnavailable as error:
+            if not error.may_have_reached:
+                raise
+            if self._reconcile(access_token, identifier, provider) is not Reconciliation.LINKED:
+                raise
+        return self._linked(session, identifier, provider)
+
+    def _reconcile(self, access_token: str, identifier: str, provider: str | None) -> Reconciliation:
+        """Whether Capture holds the identity now, after a link_account_native that may have reached it.
+
+        Without this, a link made upstream but not heard of would be answered `service_unavailable`,
+        and the user's retry would meet a spent token.
+        """
+        try:
+            account = self._client.read_account(access_token=access_token)
+        except (ServiceUnavailable, CaptureError, ConfigurationProblem):
+            outcome = Reconciliation.UNKNOWN
+        else:
+            held = any(linked.identifier == identifier for linked in account.profiles)
+            outcome = Reconciliation.LINKED if held else Reconciliation.NOT_LINKED
+        count_by("LinksReconciled", outcome=outcome.value)
+        logger.warning(
+            "Link outcome not heard from Capture; account read",
+            extra={"provider": provider, "reconciled": outcome.value},
+        )
+        return outcome
+
+    def _linked(self, session: SessionRecord, identifier: str, provider: str | None) -> TokenResult:
         # The link lives in Capture; the session's list is only what this browser is shown.
         try:
             self._sessions.add_linked(session.pk, identifier)
