@@ -575,6 +575,9 @@ class IdentityCloudEmulator:
             case FaultKind.DELAY:
                 time.sleep(fault.seconds)
                 return None
+            case FaultKind.LATE_REPLY:
+                g.late_reply_seconds = fault.seconds  # slept in _after_request, once the view has acted
+                return None
             case FaultKind.HTTP_500:
                 return _html_response(pages.http_500_page(), 500)
             case FaultKind.NOT_JSON:
@@ -594,6 +597,9 @@ class IdentityCloudEmulator:
         call: RecordedCall | None = g.get("call")
         if call is not None and not request.environ.get(RESET_ENVIRON_KEY):
             call.status = response.status_code
+        late_by = g.get("late_reply_seconds")
+        if late_by is not None:
+            time.sleep(late_by)
         return response
 
     @staticmethod

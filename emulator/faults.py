@@ -18,6 +18,8 @@ class FaultKind(StrEnum):
     """HTTP 200 with a body that is not JSON (a maintenance page)."""
     DELAY = "delay"
     """Wait ``seconds`` before answering; the request is then handled normally."""
+    LATE_REPLY = "late_reply"
+    """Handle the request normally (its effect is made at once), then wait ``seconds`` before answering."""
     RESET = "reset"
     """Close the connection without a response (TCP RST)."""
     SERVICE_UNAVAILABLE = "service_unavailable"
@@ -62,6 +64,10 @@ class Fault:
     @classmethod
     def delay(cls, seconds: float, times: int | None = 1) -> Fault:
         return cls(FaultKind.DELAY, times=times, seconds=seconds)
+
+    @classmethod
+    def late_reply(cls, seconds: float, times: int | None = 1) -> Fault:
+        return cls(FaultKind.LATE_REPLY, times=times, seconds=seconds)
 
     @classmethod
     def reset(cls, times: int | None = 1) -> Fault:

@@ -1044,6 +1044,19 @@ def test_fault_delay_then_normal_answer(emu: IdentityCloudEmulator, url: str) ->
     assert r.json()["stat"] == "ok"
 
 
+def test_fault_late_reply_acts_at_once_and_answers_late(
+    emu: IdentityCloudEmulator, url: str, user_token: str
+) -> None:
+    identifier = "https://www.google.com/profiles/43"
+    emu.set_fault("link_account_native", Fault.late_reply(1.5))
+    params = link_params(token=emu.issue_token(TOKEN_URL, identifier), access_token=user_token)
+    with pytest.raises(requests.Timeout):
+        requests.post(f"{url}/oauth/link_account_native", data=params, timeout=0.3)
+    # The link was made before the answer was held back: a client that timed out finds it.
+    assert emu.owner_of(identifier) == "user-1"
+    assert [c.fault for c in emu.calls_to("link_account_native")] == ["late_reply"]
+
+
 def test_fault_delay_makes_client_time_out(emu: IdentityCloudEmulator, url: str) -> None:
     emu.set_fault("auth_info", Fault.delay(1.5))
     with pytest.raises(requests.Timeout):
@@ -1344,6 +1357,7 @@ def test_fault_kinds_are_stable_strings() -> None:
         "http_500",
         "not_json",
         "delay",
+        "late_reply",
         "reset",
         "service_unavailable",
         "social_login_error",

@@ -389,6 +389,81 @@ def test_capture_outage_is_service_unavailable(
     assert len(emu.calls_to("link_account_native")) == 1
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.http_500(), Fault.not_json(), Fault.reset(), Fault.late_reply(1.0), Fault.delay(1.0)],
+    ids=["http_500", "not_json", "reset_after_sending", "late_reply", "slow_reply"],
+)
+def test_a_capture_outage_after_sending_says_the_call_may_have_reached_capture(
+    server: EmulatorServer, http: requests.Session, emu: IdentityCloudEmulator, fault: Fault
+) -> None:
+    """The link flow then reads the account to learn whether the link was made."""
+    client = make_client(server, http, read_timeout=0.3)
+    emu.set_fault("link_account_native", fault)
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        client.link_account_native(
+            token=emu.issue_token(TOKEN_URL, FACEBOOK_ID), access_token=emu.mint_access_token("user-1")
+        )
+
+    assert caught.value.may_have_reached is True
+    assert len(emu.calls_to("link_account_native")) == 1
+
+
+class _Refusing:
+    """A requests Session whose every POST raises `error`, as requests does when no connection is made."""
+
+    def __init__(self, error: requests.RequestException) -> None:
+        self.error = error
+
+    def post(self, url: str, **kwargs: object) -> requests.Response:
+        raise self.error
+
+
+def test_a_call_that_never_left_says_it_did_not_reach_capture(http: requests.Session) -> None:
+    with socket.socket() as probe:  # a port that nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sessions = {
+        "refused": http,
+        "connect_timeout": cast(requests.Session, _Refusing(requests.ConnectTimeout("connect timed out"))),
+    }
+    for how, session in sessions.items():
+        client = IdentityCloudClient(
+            social_login_base_url=f"http://127.0.0.1:{port}",
+            capture_base_url=f"http://127.0.0.1:{port}",
+            capture_flow=CaptureFlow(CLIENT_ID, FLOW, FLOW_VERSION, LOCALE, REDIRECT_URI),
+            api_key=lambda: KEY,
+            http=session,
+            timeout=(0.5, 0.5),
+        )
+
+        with pytest.raises(ServiceUnavailable) as caught:
+            client.link_account_native(token="f" * 40, access_token="some-access-token")
+
+        assert caught.value.may_have_reached is False, how
+
+
+def test_a_call_not_started_for_want_of_time_says_it_did_not_reach_capture(
+    server: EmulatorServer, http: requests.Session, emu: IdentityCloudEmulator
+) -> None:
+    client = IdentityCloudClient(
+        social_login_base_url=server.url,
+        capture_base_url=server.url,
+        capture_flow=CaptureFlow(CLIENT_ID, FLOW, FLOW_VERSION, LOCALE, REDIRECT_URI),
+        api_key=lambda: KEY,
+        http=http,
+        timeout=(1.0, 1.0),
+        seconds_left=lambda: 1.0,
+    )
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        client.link_account_native(token="f" * 40, access_token="some-access-token")
+
+    assert caught.value.may_have_reached is False
+    assert emu.calls == []
+
+
 # ---------------------------------------------------------------- /entity and unlink_account_native
 
 
