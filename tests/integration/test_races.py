@@ -123,6 +123,30 @@ def test_two_browsers_linking_one_identity_at_once_make_one_link(
     assert sorted(linked) == [[], [FACEBOOK_ID]]
 
 
+def test_a_duplicate_waiting_on_a_link_whose_reply_was_lost_gets_the_true_outcome(
+    browser: Browser, emulator: IdentityCloudEmulator, aws: Aws, app_module: Any
+) -> None:
+    """The first submission's link is made but its reply lost: it reads the account and answers linked,
+    and the duplicate waiting on it gets that recorded outcome instead of running the flow again."""
+    emulator.one_time_tokens = True  # a second run would find the token spent: token_invalid
+    sign_in_to_registration(browser, emulator, "user-1")
+    token_url = browser.start("link")
+    token = emulator.issue_token(token_url, FACEBOOK_ID)
+    binding = browser.cookie(BROWSER_COOKIE)
+    emulator.set_fault("link_account_native", Fault.late_reply(1.5))  # longer than the read timeout
+
+    outcomes = all_at_once(
+        2,
+        lambda: app_module.service.token_post.complete(
+            token=token, nonce=nonce_of(token_url), browser=binding
+        ),
+    )
+
+    assert [(outcome.result, outcome.error) for outcome in outcomes] == [("linked", None)] * 2
+    assert len(emulator.calls_to("auth_info")) == len(emulator.calls_to("link_account_native")) == 1
+    assert emulator.linked_identities("user-1") == [FACEBOOK_ID]
+
+
 def test_two_tabs_confirming_one_pending_link_at_once_make_one_upstream_call(
     browser: Browser, emulator: IdentityCloudEmulator, aws: Aws, app_module: Any, monkeypatch: Any
 ) -> None:
