@@ -88,9 +88,15 @@ _REAL_UPSTREAM_SETTINGS = (
 _FOREIGN_AWS_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
-# Optional function settings the template leaves absent unless given: `make run` passes the developer's
-# value through, and the function's own default applies when there is none.
-PASSED_THROUGH_SETTINGS = ("TOKEN_POST_ORIGINS", "CREDENTIALS_CALLERS")
+# Optional function settings the template leaves absent unless given, or does not set at all (the upstream
+# timeouts): `make run` passes the developer's value through, and the function's own default applies when
+# there is none.
+PASSED_THROUGH_SETTINGS = (
+    "TOKEN_POST_ORIGINS",
+    "CREDENTIALS_CALLERS",
+    "UPSTREAM_CONNECT_TIMEOUT",
+    "UPSTREAM_READ_TIMEOUT",
+)
 
 
 class StackError(Exception):
@@ -285,7 +291,7 @@ def local_function_environment(
                 environment[name] = config.passed_through[name]
         else:
             raise StackError(f"the template gives the function {name}, which the local stack cannot resolve")
-    return environment
+    return {**config.passed_through, **environment}
 
 
 def isolate_from_real_aws(environ: MutableMapping[str, str]) -> None:

@@ -242,6 +242,16 @@ def identity_cloud_cases() -> list[Case]:
             Fault.capture_error(510),
         )
     )
+    cases.append(
+        Case(
+            "link_account_native",
+            "link made, its reply later than the timeout",
+            "link",
+            "linked",  # the account, read with /entity, holds the identity
+            "link_account_native",
+            Fault.late_reply(2.5),
+        )
+    )
     return cases
 
 

@@ -232,6 +232,15 @@ def test_optional_function_settings_are_passed_through_from_the_environment() ->
     assert environment["TOKEN_POST_ORIGINS"] == "http://127.0.0.1:4000,null"
 
 
+def test_upstream_timeouts_the_template_does_not_set_reach_the_function_as_given() -> None:
+    template = load_template()
+    unset = local_function_environment(template, StackConfig.from_environ({}), LOCAL_AWS, None)
+    assert "UPSTREAM_READ_TIMEOUT" not in unset  # the function's default
+    config = StackConfig.from_environ({"UPSTREAM_READ_TIMEOUT": "2", "UPSTREAM_CONNECT_TIMEOUT": "0.5"})
+    environment = local_function_environment(template, config, LOCAL_AWS, None)
+    assert (environment["UPSTREAM_READ_TIMEOUT"], environment["UPSTREAM_CONNECT_TIMEOUT"]) == ("2", "0.5")
+
+
 def test_credentials_callers_reach_the_function_as_given() -> None:
     template = load_template()
     unset = local_function_environment(template, StackConfig.from_environ({}), LOCAL_AWS, None)

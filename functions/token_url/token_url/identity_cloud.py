@@ -3,7 +3,9 @@ read the account with /entity, unlink).
 
 One `requests.Session` per container, parameters only in the POST body, both error envelopes
 parsed whatever the HTTP status, typed errors by numeric code, and a retry only for failures that
-happen before a request leaves (a connect error), so a one-time token is never sent twice.
+happen before a request leaves (a connect error), so a one-time token is never sent twice. An outage
+says whether the request may have reached the upstream (`ServiceUnavailable.may_have_reached`), so the
+link flow can look for a link whose reply was lost.
 """
 
 from __future__ import annotations
