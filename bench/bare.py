@@ -1,16 +1,19 @@
 """The floor: the calls a flow truly needs, made with bare boto3 and requests and nothing else.
 
+(And AES-GCM: secrets are sealed under a KMS data key, as their size needs, docs/security.md.)
+
 No routing, validation, models, idempotency library, logging, tracing or metrics: parse the form,
 make the calls, answer a redirect. What the function spends beyond this is its overhead.
 
 The minimum each flow needs (the design's, stated in docs/performance.md):
 
 * sign-in (token POST): auth_info; DynamoDB: record the attempt (conditional put), spend the one-time
-  value (conditional update), write the session, complete the attempt's record; KMS: encrypt the
-  provider credentials; EventBridge: publish the audit event.
+  value (conditional update), write the session, complete the attempt's record; KMS: a data key to
+  encrypt the provider credentials with; EventBridge: publish the audit event.
 * link (token POST): auth_info and link_account_native; DynamoDB: record the attempt, spend the
   one-time value, read the Registration session, add the identity to the session's list, complete the
-  record; KMS: decrypt the Registration access token; EventBridge: publish the audit event.
+  record; KMS: decrypt the data key of the Registration access token; EventBridge: publish the audit
+  event.
 * replay (the same submission again): DynamoDB: one conditional put that fails and returns the stored
   result.
 """
@@ -30,6 +33,7 @@ import boto3
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from token_url.cookies import BROWSER_COOKIE
 
@@ -103,11 +107,7 @@ class BareHandler:
 
     def registration_session(self, access_token: str) -> str:
         pk = _key("bare-session", secrets.token_urlsafe(32))
-        sealed = self.kms.encrypt(
-            KeyId=self.key_id,
-            Plaintext=access_token.encode(),
-            EncryptionContext={"session": pk, "field": "capture_token"},
-        )["CiphertextBlob"]
+        sealed = self._seal(access_token, {"session": pk, "field": "capture_token"})
         self.dynamodb.put_item(
             TableName=self.sessions, Item={"pk": {"S": pk}, "capture_token": {"B": sealed}}
         )
@@ -222,11 +222,8 @@ class BareHandler:
     def _sign_in(self, token: str, token_url: str) -> str:
         info = self._auth_info(token, token_url)
         pk = _key("bare-session", secrets.token_urlsafe(32))
-        sealed = self.kms.encrypt(
-            KeyId=self.key_id,
-            Plaintext=json.dumps(info.get("accessCredentials")).encode(),
-            EncryptionContext={"session": pk, "field": "credentials"},
-        )["CiphertextBlob"]
+        credentials = json.dumps(info.get("accessCredentials"))
+        sealed = self._seal(credentials, {"session": pk, "field": "credentials"})
         self.dynamodb.put_item(
             TableName=self.sessions,
             Item={
@@ -245,9 +242,7 @@ class BareHandler:
         )
         sealed = item["Item"]["capture_token"]["B"]
         info = self._auth_info(token, token_url)
-        access_token = self.kms.decrypt(
-            CiphertextBlob=sealed, EncryptionContext={"session": session, "field": "capture_token"}
-        )["Plaintext"].decode()
+        access_token = self._open(sealed, {"session": session, "field": "capture_token"})
         reply = self.http.post(
             f"{self.capture}/oauth/link_account_native",
             data={
@@ -273,6 +268,20 @@ class BareHandler:
         )
         self._publish("Linked", info, session)
         return "linked"
+
+    def _seal(self, plaintext: str, context: dict[str, str]) -> bytes:
+        """A data key's KMS ciphertext, a nonce and the AES-GCM ciphertext, side by side."""
+        data_key = self.kms.generate_data_key(KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=context)
+        nonce = secrets.token_bytes(12)
+        data = AESGCM(data_key["Plaintext"]).encrypt(nonce, plaintext.encode(), json.dumps(context).encode())
+        encrypted_key = data_key["CiphertextBlob"]
+        return len(encrypted_key).to_bytes(2, "big") + encrypted_key + nonce + data
+
+    def _open(self, sealed: bytes, context: dict[str, str]) -> str:
+        key_end = 2 + int.from_bytes(sealed[:2], "big")
+        data_key = self.kms.decrypt(CiphertextBlob=sealed[2:key_end], EncryptionContext=context)["Plaintext"]
+        nonce, data = sealed[key_end : key_end + 12], sealed[key_end + 12 :]
+        return AESGCM(data_key).decrypt(nonce, data, json.dumps(context).encode()).decode()
 
     def _publish(self, detail_type: str, info: dict[str, Any], session: str) -> None:
         """The audit event: one PutEvents entry with the detail the function sends (docs/audit-events.md)."""

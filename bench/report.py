@@ -13,7 +13,8 @@ WARM_P50_RATIO = 1.5
 # Decimal megabytes, the stricter reading of the "MB".
 MB = 1_000_000
 MEMORY_GROWTH_BYTES = 5 * MB
-ARTIFACT_BYTES = 10 * MB
+# Raised from 10 MB for the one cipher library the vault needs (cryptography, about 5 MB zipped).
+ARTIFACT_BYTES = 15 * MB
 CONNECTIONS_PER_HOST = 1
 
 
@@ -184,7 +185,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 f"{artifact['zipped_bytes'] / MB:.2f} MB",
                 "",
                 "",
-                "< 10 MB",
+                f"< {ARTIFACT_BYTES // MB} MB",
                 mark("artifact zipped"),
             )
         )
@@ -195,7 +196,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 f"not measured ({artifact['reason']})",
                 "",
                 "",
-                "< 10 MB",
+                f"< {ARTIFACT_BYTES // MB} MB",
                 mark("artifact zipped") if "artifact zipped" in held else "",
             )
         )

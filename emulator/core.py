@@ -881,7 +881,11 @@ class IdentityCloudEmulator:
             return _json_response({"error": "identifier must be a string"}, 400)
         if provider is not None and not isinstance(provider, str):
             return _json_response({"error": "provider must be a string"}, 400)
-        token = self.issue_token(token_url, identifier, provider)
+        # Any size, as a provider may return: the dev stack can sign in with credentials KMS Encrypt refuses.
+        access_credentials = data.get("access_credentials")
+        if access_credentials is not None and not isinstance(access_credentials, dict):
+            return _json_response({"error": "access_credentials must be an object"}, 400)
+        token = self.issue_token(token_url, identifier, provider, access_credentials=access_credentials)
         with self._lock:
             issued_identifier = self._tokens[token].identifier
         return _json_response({"token": token, "identifier": issued_identifier})

@@ -10,6 +10,7 @@ from typing import Any
 
 from devtools.audit_events import AUDIT_BUS, drain
 from testkit.sites import APP_ORIGIN, APP_URL, PROVIDER_ORIGIN, PUBLIC_BASE_URL
+from token_url.vault import Vault
 
 API_KEY = "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"
 CLIENT_ID = "12345abcde12345abcde12345abcde12"
@@ -69,6 +70,10 @@ class Aws:
 
     def items(self, table: str) -> list[dict[str, Any]]:
         return list(self.dynamodb.scan(TableName=table)["Items"])
+
+    def open_sealed(self, sealed: str, *, session_pk: str, field: str) -> str:
+        """A value the function sealed, opened as the function opens it (the credentials key)."""
+        return Vault(kms_client=self.kms, key_id=KEY_ALIAS).open(sealed, session_pk=session_pk, field=field)
 
     def audit_events(self) -> list[dict[str, Any]]:
         """The audit events delivered since the last call, each the whole EventBridge event."""

@@ -71,7 +71,7 @@ def test_each_flow_makes_exactly_the_calls_of_the_floor(quick_run: tuple[dict, s
     assert calls["sign_in"]["function"]["aws"] == {
         "dynamodb:PutItem": 2,
         "dynamodb:UpdateItem": 2,
-        "kms:Encrypt": 1,
+        "kms:GenerateDataKey": 1,
         "events:PutEvents": 1,
     }
     assert calls["link"]["function"]["upstream"] == {"auth_info": 1, "link_account_native": 1}

@@ -231,7 +231,9 @@ def test_artifact_is_byte_compiled_for_python313(artifact: pathlib.Path, python3
     assert not strays
 
 
-ZIPPED_BUDGET = 10_000_000  # bytes; 22.0 MB when the artifact packaged boto3 and botocore
+# bytes; 22.0 MB when the artifact packaged boto3 and botocore; raised from 10 MB for cryptography (the
+# vault's AES-GCM), about 5 MB of it.
+ZIPPED_BUDGET = 15_000_000
 
 
 def test_artifact_zipped_size_is_within_budget(artifact: pathlib.Path, record_property: Any) -> None:

@@ -433,7 +433,12 @@ def test_each_service_is_granted_only_on_the_functions_resources(template: dict[
     for action, targets in granted.items():
         if action.startswith("dynamodb:"):
             assert {str(target) for target in targets} <= tables, action
-    assert granted["kms:Encrypt"] == granted["kms:Decrypt"] == [{"Fn::GetAtt": ["CredentialsKey", "Arn"]}]
+    key = [{"Fn::GetAtt": ["CredentialsKey", "Arn"]}]
+    assert granted["kms:GenerateDataKey"] == granted["kms:Decrypt"] == key
+    assert {action for action in granted if action.startswith("kms:")} == {
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    }
     assert granted["secretsmanager:GetSecretValue"] == [{"Ref": "SocialLoginApiKeySecretArn"}]
     own_log_group = [{"Fn::GetAtt": ["TokenUrlFunctionLogGroup", "Arn"]}]
     assert granted["logs:CreateLogStream"] == granted["logs:PutLogEvents"] == own_log_group
@@ -502,11 +507,11 @@ def test_only_the_function_role_uses_the_key(template: dict[str, Any]) -> None:
         statement
         for statement in key_statements(template)
         if statement["Effect"] == "Allow"
-        and (allows(statement, "kms:Encrypt") or allows(statement, "kms:Decrypt"))
+        and any(allows(statement, action) for action in ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"))
     ]
     assert len(users) == 1
     assert users[0]["Principal"] == {"AWS": {"Fn::GetAtt": ["TokenUrlFunctionRole", "Arn"]}}
-    assert sorted(as_list(users[0]["Action"])) == ["kms:Decrypt", "kms:Encrypt"]
+    assert sorted(as_list(users[0]["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
     alias = resources(template)["CredentialsKeyAlias"]
     assert alias["Type"] == "AWS::KMS::Alias"
     assert alias["Properties"]["TargetKeyId"] == {"Ref": "CredentialsKey"}

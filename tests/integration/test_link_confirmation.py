@@ -21,6 +21,8 @@ from testkit.sites import APP_ORIGIN, APP_URL
 from tests.function_world import Aws
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, link, sign_in, sign_in_to_registration
 from token_url.cookies import SESSION_COOKIE
+from token_url.errors import ServiceUnavailable
+from token_url.vault import ENVELOPE_PREFIX
 
 TWITTER_ID = "https://twitter.com/profile/bob"
 CONFIRM_REDIRECT = f"{APP_URL}?confirm=link"
@@ -82,16 +84,18 @@ def test_the_token_post_holds_the_link_and_sends_the_browser_to_confirm_it(
     assert pending["expires_at"] == {"N": str(NOW + 120)}
 
 
-def test_the_held_token_is_a_kms_ciphertext_bound_to_the_session_and_field(held: str, aws: Aws) -> None:
+def test_the_held_token_is_sealed_with_the_kms_key_bound_to_the_session_and_field(
+    held: str, aws: Aws
+) -> None:
     [item] = aws.items("SessionsTable")
-    ciphertext = base64.b64decode(item["pending_link"]["M"]["token"]["S"])
+    sealed = item["pending_link"]["M"]["token"]["S"]
     assert held not in json.dumps(item)
-    assert held.encode() not in ciphertext
-    context = {"session": item["pk"]["S"], "field": "pending_link_token"}
-    assert aws.kms.decrypt(CiphertextBlob=ciphertext, EncryptionContext=context)["Plaintext"] == held.encode()
-    for wrong in ({**context, "field": "capture_token"}, {**context, "session": "another-session"}):
-        with pytest.raises(ClientError):
-            aws.kms.decrypt(CiphertextBlob=ciphertext, EncryptionContext=wrong)
+    assert held.encode() not in base64.b64decode(sealed.removeprefix(ENVELOPE_PREFIX))
+    context = {"session_pk": item["pk"]["S"], "field": "pending_link_token"}
+    assert aws.open_sealed(sealed, **context) == held
+    for wrong in ({**context, "field": "capture_token"}, {**context, "session_pk": "another-session"}):
+        with pytest.raises(ServiceUnavailable):
+            aws.open_sealed(sealed, **wrong)
 
 
 def test_a_replayed_token_post_gets_the_same_redirect_and_reads_the_token_once(
@@ -420,7 +424,7 @@ def test_a_kms_outage_while_holding_is_service_unavailable_and_nothing_is_held(
     sign_in_to_registration(browser, emulator)
     token_url = browser.start("link")
     token = emulator.issue_token(token_url, FACEBOOK_ID)
-    fail_aws_call(monkeypatch, "kms:Encrypt")
+    fail_aws_call(monkeypatch, "kms:GenerateDataKey")
 
     assert browser.submit_token(token_url, token).outcome == {"error": "service_unavailable"}
     assert pending_item(aws) is None

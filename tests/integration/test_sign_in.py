@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import json
+import secrets
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 
 from testkit.browser import Browser
 from testkit.sites import APP_URL
 from tests.function_world import Aws
 from token_url.cookies import SESSION_COOKIE
+from token_url.errors import ServiceUnavailable
+from token_url.vault import ENVELOPE_PREFIX
 
 GOOGLE_ID = "https://www.google.com/profiles/123456789123456789123"
 
@@ -66,8 +69,39 @@ def test_provider_credentials_are_stored_encrypted_with_the_kms_key(
 
     [item] = aws.items("SessionsTable")
     assert "secret-oauth-token-value" not in json.dumps(item)
-    ciphertext = base64.b64decode(item["credentials"]["S"])
-    plaintext = aws.kms.decrypt(
-        CiphertextBlob=ciphertext, EncryptionContext={"session": item["pk"]["S"], "field": "credentials"}
-    )["Plaintext"]
+    sealed = item["credentials"]["S"]
+    assert sealed.startswith(ENVELOPE_PREFIX)
+    plaintext = aws.open_sealed(sealed, session_pk=item["pk"]["S"], field="credentials")
     assert json.loads(plaintext) == credentials
+    with pytest.raises(ServiceUnavailable):
+        aws.open_sealed(sealed, session_pk=item["pk"]["S"], field="capture_token")
+
+
+def test_provider_credentials_larger_than_kms_encrypt_takes_are_stored_whole(
+    browser: Browser, emulator: Any, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KMS Encrypt stops at 4 KB: the credentials are sealed under a data key, one KMS call still."""
+    token_url = browser.start("sign_in")
+    blob = secrets.token_urlsafe(45 * 1024)  # 60 KB of base64 text
+    assert len(blob) >= 60 * 1024
+    credentials = {"type": "OAuth", "oauthToken": blob}
+    token = emulator.issue_token(token_url, GOOGLE_ID, "Google", access_credentials=credentials)
+    kms_calls: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.signing_name == "kms":
+            kms_calls.append(operation)
+        return make_api_call(client, operation, params)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", recording)
+        assert browser.submit_token(token_url, token).outcome == {"result": "signed_in"}
+
+    assert kms_calls == ["GenerateDataKey"]
+
+    [item] = aws.items("SessionsTable")
+    assert blob[:64] not in json.dumps(item)
+    plaintext = aws.open_sealed(item["credentials"]["S"], session_pk=item["pk"]["S"], field="credentials")
+    assert json.loads(plaintext) == credentials
+    assert browser.session().json()["identifier"] == GOOGLE_ID

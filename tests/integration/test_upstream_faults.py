@@ -93,7 +93,7 @@ def test_secrets_manager_outage_is_service_unavailable(
 def test_kms_failure_leaves_no_session_without_its_credentials(
     browser: Browser, emulator: Any, aws: Aws
 ) -> None:
-    # (moto ignores a disabled key on Encrypt; a missing alias fails the call the same way.)
+    # (moto ignores a disabled key on GenerateDataKey; a missing alias fails the call the same way.)
     aws.kms.delete_alias(AliasName=KEY_ALIAS)
     assert _submit(browser, emulator)[2].outcome == {"error": "service_unavailable"}
     assert aws.items("SessionsTable") == []

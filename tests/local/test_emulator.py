@@ -1352,6 +1352,23 @@ def test_emulator_tokens_faults_reset_endpoints(emu: IdentityCloudEmulator, url:
     assert emu.token_status(token) is None
 
 
+def test_emulator_tokens_endpoint_gives_access_credentials_of_any_size(url: str) -> None:
+    credentials = {"type": "OAuth", "oauthToken": "t" * 60 * 1024}
+    issued = requests.post(
+        f"{url}/_emulator/tokens",
+        json={"token_url": TOKEN_URL, "provider": "Facebook", "access_credentials": credentials},
+        timeout=TIMEOUT,
+    ).json()
+    body = auth_info(url, apiKey=API_KEY, token=issued["token"]).json()
+    assert body["accessCredentials"] == credentials
+    bad = requests.post(
+        f"{url}/_emulator/tokens",
+        json={"token_url": TOKEN_URL, "access_credentials": "not an object"},
+        timeout=TIMEOUT,
+    )
+    assert bad.status_code == 400
+
+
 def test_fault_kinds_are_stable_strings() -> None:
     assert {k.value for k in FaultKind} == {
         "http_500",

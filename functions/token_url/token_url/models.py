@@ -292,7 +292,7 @@ class SessionRecord(BaseModel):
     identifier: str | None = None
     provider: str | None = None
     display_name: str | None = None
-    # KMS ciphertexts, base64: the Registration access token and the provider accessCredentials.
+    # Sealed by vault.Vault (envelope encryption): the Registration access token, the accessCredentials.
     capture_token: str | None = None
     credentials: str | None = None
     linked: list[str] = Field(default_factory=list)
