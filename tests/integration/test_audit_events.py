@@ -65,6 +65,7 @@ def expected(
     provider: str | None = None,
     identifier: str | None = None,
     session: str | None = None,
+    uuid: str | None = None,
 ) -> dict[str, Any]:
     return {
         "source": "token-url",
@@ -73,7 +74,7 @@ def expected(
             "outcome": outcome,
             "provider": provider,
             "identifier": identifier,
-            "uuid": None,
+            "uuid": uuid,
             "session": session,
             "request_id": request["requestContext"]["requestId"],
             "source_ip": SOURCE_IP,
@@ -117,7 +118,13 @@ def test_a_registration_session_then_a_link_publish_session_created_and_linked(
     session_post = requests_sent[-1]
     registration = handle(browser)
     assert received(aws) == [
-        expected("SessionCreated", "session_created", session_post, session=registration)
+        expected(
+            "SessionCreated",
+            "session_created",
+            session_post,
+            session=registration,
+            uuid=emulator.account("user-1")["uuid"],
+        )
     ]
 
     assert link(browser, emulator, FACEBOOK_ID) == {"result": "linked"}
