@@ -54,10 +54,11 @@ class SessionAccounts:
             raise AccessTokenRefused("the session holds no access token")
         return self._vault.open(record.capture_token, session_pk=record.pk, field=CAPTURE_TOKEN_FIELD)
 
-    def read(self, record: SessionRecord) -> CaptureAccount:
-        """The account now; a refused access token is dropped from the session before AccessTokenRefused."""
+    def read(self, record: SessionRecord, access_token: str | None = None) -> CaptureAccount:
+        """The account now, with the session's access token (opened here unless the caller has it); a
+        token Capture refuses is dropped from the session before AccessTokenRefused is raised."""
         try:
-            return read_account(self._client, self.access_token(record))
+            return read_account(self._client, access_token or self.access_token(record))
         except AccessTokenRefused:
             self.drop_access_token(record)
             raise
@@ -71,7 +72,7 @@ class SessionAccounts:
         try:
             self._sessions.keep_account_view(record.pk, account, read_at=read_at)
         except ServiceUnavailable:
-            logger.warning("The account view could not be kept on the session; the next read asks again")
+            logger.warning("The account view could not be kept on the session")
 
     def view(self, record: SessionRecord) -> SessionView:
         """GET /session: the session, and for a Registration session the account (one /entity at most)."""

@@ -47,8 +47,9 @@ class Unlink:
         record = self._sessions.get(session_key(session_id), now=now) if session_id else None
         if record is None or record.capture_token is None:
             return ErrorCode.UNAUTHORIZED
+        access_token = self._accounts.access_token(record)
         try:
-            account = self._accounts.read(record)  # the account's own profiles, not the view kept
+            account = self._accounts.read(record, access_token)  # Capture's profiles, not the view kept
         except AccessTokenRefused:
             return ErrorCode.SESSION_EXPIRED
         profile = next((p for p in account.profiles if p.identifier == identifier), None)
@@ -57,7 +58,7 @@ class Unlink:
         if _is_last_sign_in_method(account):
             return ErrorCode.LAST_SIGN_IN_METHOD
         try:
-            self._client.unlink(access_token=self._accounts.access_token(record), identifier=identifier)
+            self._client.unlink(access_token=access_token, identifier=identifier)
         except CaptureError as error:
             return self._refused(error, record)
         remaining = [p for p in account.profiles if p.identifier != identifier]
