@@ -6,8 +6,7 @@ Besides the static page it has small endpoints of its own, standing in for the s
 the Registration widget: `config.json` (where Social Login is, which providers to offer),
 `session-hint.json` (whether the browser holds a session cookie at all, so that a signed-out page load
 makes no `GET /session` that can only answer 401), `POST registration` (sign a demo user in to
-Registration: the emulator mints an access token), `registration/identities` (the identities linked
-to a Registration user, as a site's backend reads its user's profiles from Capture) and `events.json`
+Registration: the emulator mints an access token) and `events.json`
 (the last audit events the function published, from the demo's own SQS queue). They answer errors
 as the service does: `{"error": "<code>", "message": "<sentence>"}`.
 """
@@ -96,8 +95,6 @@ class DemoSite:
             return _json({"session_cookie": SESSION_COOKIE in request.cookies})
         if path == "registration" and request.method == "POST":
             return self._registration(request)
-        if path == "registration/identities" and request.method == "GET":
-            return self._linked_identities(request)
         if path == "events.json" and request.method == "GET":
             events = self._audit_feed.latest() if self._audit_feed is not None else []
             return _json({"events": events})
@@ -132,22 +129,6 @@ class DemoSite:
         expires_in = 3600
         access_token = self._emulator.mint_access_token(user, expires_in)
         return _json({"access_token": access_token, "expires_in": expires_in, "user": user})
-
-    def _linked_identities(self, request: Request) -> Response:
-        """The identities linked to a Registration user: tells "linked to this account" from "to another".
-
-        An emulator-only shortcut: it trusts the user name it is given. A real site reads its own signed-in
-        user's Capture profiles instead. Only the demo page's own fetches get an answer (the browser sets
-        `Sec-Fetch-Site`, which no page can forge), so another site cannot list anyone's links.
-        """
-        if request.headers.get("Sec-Fetch-Site") != "same-origin":
-            return _error(403, "forbidden", "only the demo page may list a Registration user's identities")
-        if self._emulator is None:
-            return _not_emulated()
-        user = request.args.get("user", "")
-        if not _USER.fullmatch(user):
-            return _bad_user()
-        return _json({"user": user, "identifiers": self._emulator.linked_identities(user)})
 
 
 def _json(payload: dict[str, Any], status: int = 200) -> Response:

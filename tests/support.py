@@ -24,6 +24,7 @@ HOSTILE_ROUTES = [
     ("POST", "/credentials"),
     ("GET", "/link"),
     ("POST", "/link"),
+    ("POST", "/unlink"),
     ("GET", "/health"),
     ("PUT", "/token"),
     ("GET", "/token"),

@@ -15,24 +15,28 @@ const OUTCOMES = {
   request_in_progress: "A duplicate of this sign-in is still running. Reload in a moment.",
   cancelled: "The link was cancelled. Nothing was linked.",
   no_pending_link: "No link is waiting for confirmation: it was already decided, replaced, or the session ended.",
+  invalid_access_token: "Capture refused the Registration access token (invalid or expired). No session was made.",
+  unauthorized: "Sign in to Registration first (step 2).",
+  not_linked: "That identity is not linked to this Registration account (any more). Nothing was changed.",
+  last_sign_in_method: "This is the account's only way to sign in (it has no password): it stays linked.",
 };
 
 let config = null;
 let session = { signed_in: false };
 let auditEvents = [];
 
-// What GET /session cannot say, kept for this tab: which Registration user the demo signed in, and
-// which session a social sign-in is about to replace (said again once the sign-in has happened).
-const REGISTRATION_USER = "demo.registrationUser";
+// What GET /session cannot say once it has happened, kept for this tab: which session a social
+// sign-in is about to replace (said again once the sign-in has happened).
 const REPLACED_SESSION = "demo.replacedSession";
 
-function registrationUser() {
-  return window.sessionStorage.getItem(REGISTRATION_USER);
+// Who is signed in to Registration, as GET /session's `account` names them.
+function accountName(account) {
+  return account ? account.display_name || account.email || account.uuid : null;
 }
 
 function describeRegistration() {
-  const user = registrationUser();
-  return user ? `your Registration session as ${user}` : "your Registration session";
+  const name = accountName(session.account);
+  return name ? `your Registration session as ${name}` : "your Registration session";
 }
 
 function describeSocial() {
@@ -104,7 +108,6 @@ async function showRedirectOutcome({ result, error }) {
   const replaced = window.sessionStorage.getItem(REPLACED_SESSION);
   window.sessionStorage.removeItem(REPLACED_SESSION);
   if (result === "signed_in" && session.identifier) {
-    window.sessionStorage.removeItem(REGISTRATION_USER);
     const ended = replaced ? ` ${capitalized(replaced)} has ended.` : "";
     showOutcome("ok", result, `Signed in with ${session.provider} as ${session.identifier}.${ended}`);
   } else if (result) showOutcome("ok", result, OUTCOMES[result] || "");
@@ -113,24 +116,20 @@ async function showRedirectOutcome({ result, error }) {
 }
 
 // The service answers already_linked whoever holds the identity. The refused identity is in the
-// LinkRefused audit event; this account's links are in GET /session (this session's) and, with the
-// emulator, in the demo backend (all of them, as a site's backend reads its user's Capture profiles).
+// LinkRefused audit event; the account's own links are in GET /session, as Capture holds them.
 async function alreadyLinkedMessage() {
   const refused = auditEvents.find((event) => event.detail && event.detail.outcome === "already_linked");
   const identifier = refused ? refused.detail.identifier : null;
-  const owner = identifier ? await linkedToThisAccount(identifier) : null;
+  const owner = identifier ? linkedToThisAccount(identifier) : null;
   if (owner === true) return `${identifier} is already linked to this Registration account. Nothing was changed.`;
   if (owner === false) return `${identifier} is already linked to another account. Nothing was changed.`;
   return OUTCOMES.already_linked;
 }
 
-async function linkedToThisAccount(identifier) {
-  if ((session.linked || []).includes(identifier)) return true;
-  const user = registrationUser();
-  if (config.registration !== "emulator" || !user || !session.capture) return null;
-  const reply = await call(`registration/identities?user=${encodeURIComponent(user)}`, {});
-  if (!reply.ok || !reply.body) return null;
-  return reply.body.identifiers.includes(identifier);
+// True or false from the account's links; null when they are not known for sure (no account, or stale).
+function linkedToThisAccount(identifier) {
+  if (session.linked.some((linked) => linked.identifier === identifier)) return true;
+  return session.account && !session.stale ? false : null;
 }
 
 // Link confirmation (LINK_CONFIRMATION=on): the token redirect lands here with ?confirm=link.
@@ -175,8 +174,8 @@ function describeSession() {
   if (!session.signed_in) return "Signed out.";
   if (session.identifier) return `Signed in with ${session.provider} as ${session.identifier}.`;
   if (session.capture) {
-    const user = registrationUser();
-    return user ? `Signed in to Registration as ${user}.` : "Signed in to Registration.";
+    const name = accountName(session.account);
+    return name ? `Signed in to Registration as ${name}.` : "Signed in to Registration.";
   }
   return "Signed in.";
 }
@@ -193,9 +192,40 @@ function showReplacementNotes() {
   registrationNote.textContent = session.identifier ? `Signing in to Registration ends ${describeSocial()}.` : "";
 }
 
+// The account's linked identities, each with its Unlink button.
+function showLinked() {
+  const list = document.getElementById("session-linked");
+  list.replaceChildren();
+  if (!session.linked.length) {
+    list.textContent = "none";
+    return;
+  }
+  for (const linked of session.linked) {
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.dataset.testid = "linked-identity";
+    name.textContent = `${linked.provider}: ${linked.identifier}`;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary";
+    button.textContent = "Unlink";
+    button.setAttribute("aria-label", `Unlink ${linked.identifier}`);
+    button.addEventListener("click", () => unlink(linked.identifier));
+    item.append(name, button);
+    list.append(item);
+  }
+}
+
+function describeAccount() {
+  const account = session.account;
+  if (!account) return "(none)";
+  const email = account.email ? ` <${account.email}>` : "";
+  return `${account.display_name || "(no name)"}${email}, uuid ${account.uuid}`;
+}
+
 async function refreshSession() {
   const reply = await readSession();
-  session = reply.status === 200 && reply.body ? reply.body : { signed_in: false };
+  session = reply.status === 200 && reply.body ? reply.body : { signed_in: false, linked: [] };
   const state = document.getElementById("session-state");
   const details = document.getElementById("session-details");
   document.getElementById("sign-out").hidden = !session.signed_in;
@@ -211,10 +241,11 @@ async function refreshSession() {
       session.identifier ? `${session.provider}: ${session.identifier}` : "(no social sign-in)";
     document.getElementById("session-capture").textContent =
       session.capture ? "yes (access token held, encrypted)" : "no";
-    document.getElementById("session-linked").textContent =
-      session.linked && session.linked.length ? session.linked.join(", ") : "none";
+    document.getElementById("session-account").textContent = describeAccount();
+    showLinked();
     document.getElementById("session-expires").textContent = session.expires_at;
   }
+  document.getElementById("session-stale").hidden = !session.stale;
   for (const button of document.querySelectorAll("#link-providers button")) {
     button.disabled = !session.capture;
   }
@@ -280,13 +311,14 @@ async function signInToRegistration(event) {
     accessToken = document.getElementById("registration-token").value.trim();
   }
   const reply = await api("POST", "/session", { access_token: accessToken, expires_in: expiresIn });
-  if (!reply.ok) {
-    showFailure("POST /session", reply);
+  if (!reply.ok || !reply.body) {
+    const code = reply.body && reply.body.error;
+    if (code === "invalid_access_token") showOutcome("error", code, OUTCOMES[code]);
+    else showFailure("POST /session", reply);
     return;
   }
-  if (user !== null) window.sessionStorage.setItem(REGISTRATION_USER, user);
-  else window.sessionStorage.removeItem(REGISTRATION_USER);
-  const who = user !== null ? ` ${user}` : "";
+  const name = accountName(reply.body.account);
+  const who = name ? ` ${name}` : "";
   showOutcome(
     "ok",
     "registration",
@@ -295,9 +327,17 @@ async function signInToRegistration(event) {
   await refreshSession();
 }
 
+async function unlink(identifier) {
+  const reply = await api("POST", "/unlink", { identifier });
+  await refreshSession();
+  const code = reply.body && reply.body.error;
+  if (reply.ok) showOutcome("ok", "unlinked", `${identifier} is no longer linked to the Registration account.`);
+  else if (OUTCOMES[code]) showOutcome("error", code, OUTCOMES[code]);
+  else showFailure("POST /unlink", reply);
+}
+
 async function signOut() {
   const reply = await api("DELETE", "/session");
-  if (reply.ok) window.sessionStorage.removeItem(REGISTRATION_USER);
   if (reply.ok) showOutcome("ok", "signed_out", "Signed out: the session is deleted.");
   else showFailure("DELETE /session", reply);
   await refreshSession();
@@ -329,10 +369,6 @@ async function main() {
     document.getElementById("registration-token-label").hidden = false;
     document.getElementById("registration-token").required = true;
   }
-  // The form keeps showing the Registration user this tab signed in as, not the page's default.
-  if (config.registration === "emulator" && registrationUser()) {
-    document.getElementById("registration-user").value = registrationUser();
-  }
   document.getElementById("registration-form").addEventListener("submit", signInToRegistration);
   document.getElementById("sign-out").addEventListener("click", signOut);
   document.getElementById("confirm-link").addEventListener("click", () => decidePendingLink(true));
@@ -341,6 +377,11 @@ async function main() {
   try {
     if (new URLSearchParams(window.location.search).get("confirm") === "link") await showPendingLink();
     await refreshSession();
+    // The form keeps naming the Registration user this browser is signed in as, not the page's default
+    // (the emulator names its users by their id).
+    if (config.registration === "emulator" && session.account && session.account.display_name) {
+      document.getElementById("registration-user").value = session.account.display_name;
+    }
     if (redirect) await showRedirectOutcome(redirect);
   } finally {
     document.body.dataset.ready = "true";

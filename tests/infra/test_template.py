@@ -71,6 +71,7 @@ NOT_ALARMED = {
     # metric the function counts: why no alarm
     "SignIns": "the service working",
     "Links": "the service working",
+    "Unlinks": "the service working",
     "LinkConflicts": "a person's own mistake (an identity linked to another account), answered to them",
     "UntrustedOrigins": "a token POST from a page the function does not trust, answered with an error",
     "Outcomes": "each route's outcomes, for dashboards; the failures among them are counted above",

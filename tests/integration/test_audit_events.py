@@ -18,7 +18,7 @@ import pytest
 from botocore.client import BaseClient
 
 from devtools.audit_events import AUDIT_BUS
-from emulator import IdentityCloudEmulator
+from emulator import Fault, IdentityCloudEmulator
 from testkit.browser import Browser
 from testkit.events import http_event
 from testkit.lambda_context import FakeLambdaContext
@@ -65,6 +65,7 @@ def expected(
     provider: str | None = None,
     identifier: str | None = None,
     session: str | None = None,
+    uuid: str | None = None,
 ) -> dict[str, Any]:
     return {
         "source": "token-url",
@@ -73,7 +74,7 @@ def expected(
             "outcome": outcome,
             "provider": provider,
             "identifier": identifier,
-            "uuid": None,
+            "uuid": uuid,
             "session": session,
             "request_id": request["requestContext"]["requestId"],
             "source_ip": SOURCE_IP,
@@ -117,7 +118,13 @@ def test_a_registration_session_then_a_link_publish_session_created_and_linked(
     session_post = requests_sent[-1]
     registration = handle(browser)
     assert received(aws) == [
-        expected("SessionCreated", "session_created", session_post, session=registration)
+        expected(
+            "SessionCreated",
+            "session_created",
+            session_post,
+            session=registration,
+            uuid=emulator.account("user-1")["uuid"],
+        )
     ]
 
     assert link(browser, emulator, FACEBOOK_ID) == {"result": "linked"}
@@ -149,6 +156,34 @@ def test_a_link_refused_as_already_linked_publishes_link_refused(
             provider="Facebook",
             identifier=FACEBOOK_ID,
             session=registration,
+        )
+    ]
+
+
+def test_an_unlink_publishes_unlinked_once_it_succeeded(
+    browser: Browser, emulator: IdentityCloudEmulator, aws: Aws, requests_sent: list[dict[str, Any]]
+) -> None:
+    emulator.link(GOOGLE_ID, "user-1")
+    emulator.link(FACEBOOK_ID, "user-1")
+    sign_in_to_registration(browser, emulator)
+    registration = handle(browser)
+    aws.audit_events()
+    emulator.set_fault("unlink_account_native", Fault.service_unavailable())
+    assert browser.page_json("POST", "/unlink", {"identifier": FACEBOOK_ID}).status == 503
+    assert browser.page_json("POST", "/unlink", {"identifier": TWITTER_ID}).status == 404
+    assert received(aws) == []
+
+    assert browser.page_json("POST", "/unlink", {"identifier": FACEBOOK_ID}).status == 200
+
+    assert received(aws) == [
+        expected(
+            "Unlinked",
+            "unlinked",
+            requests_sent[-1],
+            provider="Facebook",
+            identifier=FACEBOOK_ID,
+            session=registration,
+            uuid=emulator.account("user-1")["uuid"],
         )
     ]
 

@@ -27,6 +27,7 @@ from emulator import Fault, IdentityCloudEmulator
 from testkit.browser import Browser
 from testkit.events import http_event
 from testkit.lambda_context import context_with
+from testkit.sites import APP_ORIGIN
 from tests.function_world import Aws
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, sign_in_to_registration
 
@@ -144,6 +145,21 @@ def sign_out(world: World) -> str:
     return "signed_out" if reply.status == 204 else f"{reply.status} {reply.json()['error']}"
 
 
+def unlink(world: World) -> str:
+    """Unlink an identity linked just before (by another site), so that every run has one to unlink."""
+    identifier = world.fresh_identifier(FACEBOOK_ID)
+    world.emulator.link(identifier, "user-1")
+    event = http_event(
+        "POST",
+        "/unlink",
+        body=json.dumps({"identifier": identifier}),
+        headers={"Origin": APP_ORIGIN, "Content-Type": "application/json"},
+        cookies=world.browser.cookies_for(cross_site=False),
+    )
+    reply = world.browser.send(event, remaining_ms=world.remaining_ms)
+    return "unlinked" if reply.status == 200 else f"{reply.status} {reply.json()['error']}"
+
+
 FLOWS: dict[str, tuple[Callable[[World], str], str]] = {
     # name: (flow, its outcome when nothing fails)
     "sign_in": (sign_in, "signed_in"),
@@ -151,6 +167,7 @@ FLOWS: dict[str, tuple[Callable[[World], str], str]] = {
     "credentials": (store_credentials, "stored"),
     "session": (create_session, "session"),
     "sign_out": (sign_out, "signed_out"),
+    "unlink": (unlink, "unlinked"),
 }
 
 
@@ -211,6 +228,7 @@ def identity_cloud_cases() -> list[Case]:
         )
         if name != "code -1":  # a Social Login code; Capture's own is 510, below
             cases.append(Case("link_account_native", name, "link", UNAVAILABLE, "link_account_native", fault))
+            cases.extend(capture_account_cases(name, fault))
     for code in (4, 6):
         cases.append(
             Case(
@@ -252,7 +270,17 @@ def identity_cloud_cases() -> list[Case]:
             Fault.late_reply(2.5),
         )
     )
+    cases.extend(capture_account_cases("Capture 510 api_limit_error", Fault.capture_error(510)))
     return cases
+
+
+def capture_account_cases(name: str, fault: Fault) -> list[Case]:
+    """/entity, read by POST /session and by the unlink, and unlink_account_native."""
+    return [
+        Case("entity", name, "session", JSON_UNAVAILABLE, "entity", fault),
+        Case("entity", name, "unlink", JSON_UNAVAILABLE, "entity", fault),
+        Case("unlink_account_native", name, "unlink", JSON_UNAVAILABLE, "unlink_account_native", fault),
+    ]
 
 
 def aws_cases() -> list[Case]:
@@ -443,6 +471,25 @@ def more_cases() -> list[Case]:
             aws_code=lost,
         ),
         Case("Lambda", "under 2 s left", "credentials", JSON_UNAVAILABLE, remaining_ms=1_200),
+        Case("Lambda", "under 2 s left", "unlink", JSON_UNAVAILABLE, remaining_ms=1_200),
+        Case(
+            "DynamoDB",
+            "throttled session read",
+            "unlink",
+            JSON_UNAVAILABLE,
+            aws_action="dynamodb:GetItem",
+            aws_resource="SessionsTable",
+            aws_code="ThrottlingException",
+        ),
+        Case(
+            "KMS",
+            "Decrypt fails",
+            "unlink",
+            JSON_UNAVAILABLE,
+            aws_action="kms:Decrypt",
+            aws_resource="alias/token-url-credentials",
+            aws_code="KMSInternalException",
+        ),
     ]
 
 
@@ -495,7 +542,7 @@ def test_fault(
 ) -> None:
     world = World(browser=browser, handler=handler, emulator=emulator, aws=aws)
     flow, success = FLOWS[case.flow]
-    if case.flow in {"link", "sign_out"}:
+    if case.flow in {"link", "sign_out", "unlink"}:
         sign_in_to_registration(browser, emulator)
     app_module.service.api_key_source.clear_cache()  # a fault in Secrets Manager must meet a cold cache
     sessions_before = {item["pk"]["S"] for item in aws.items("SessionsTable")}
@@ -535,6 +582,8 @@ def test_every_outside_call_has_its_faults() -> None:
         "auth_info",
         "link_account_native",
         "add_or_update_access_token",
+        "entity",
+        "unlink_account_native",
         "DynamoDB",
         "KMS",
         "Secrets Manager",

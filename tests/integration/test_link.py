@@ -32,7 +32,7 @@ def test_link_calls_link_account_native_with_all_seven_parameters_in_the_body(
     [auth] = emulator.calls_to("auth_info")
     assert call.form["token"] == auth.form["token"]
     view = browser.session().json()
-    assert view["linked"] == [FACEBOOK_ID]
+    assert view["linked"] == [{"identifier": FACEBOOK_ID, "provider": "Facebook"}]
     assert view["capture"] is True
 
 
@@ -65,7 +65,7 @@ def test_link_outcome_under_each_model_of_one_time_use_tokens(
     assert len(emulator.calls_to("auth_info")) == len(emulator.calls_to("link_account_native")) == 1
     linked = [FACEBOOK_ID] if outcome == {"result": "linked"} else []
     assert emulator.linked_identities("user-1") == linked
-    assert browser.session().json()["linked"] == linked
+    assert [entry["identifier"] for entry in browser.session().json()["linked"]] == linked
 
 
 def test_starting_a_link_without_a_session_is_401(browser: Browser) -> None:
@@ -101,11 +101,11 @@ def test_identity_linked_elsewhere_is_already_linked_and_nothing_changes(
 def test_invalid_or_expired_access_token_drops_it_and_reports_session_expired(
     browser: Browser, emulator: Any, how: str
 ) -> None:
-    if how == "unknown_413":
-        reply = browser.page_json("POST", "/session", {"access_token": "never-issued-by-capture"})
-        assert reply.status == 200
+    access_token = sign_in_to_registration(browser, emulator)
+    if how == "unknown_413":  # POST /session refuses a token Capture never issued: revoked since, then
+        emulator.set_fault("link_account_native", Fault.capture_error(413, "invalid_access_token", "revoked"))
     else:
-        emulator.expire_access_token(sign_in_to_registration(browser, emulator))
+        emulator.expire_access_token(access_token)
 
     assert link(browser, emulator) == {"error": "session_expired"}
 

@@ -199,7 +199,7 @@ def test_5_a_session_id_chosen_by_the_client_is_never_adopted(browser: Browser, 
     assert browser.session().status == 401
     sign_in(browser, emulator)
     assert browser.cookie(SESSION_COOKIE) != chosen
-    reply = browser.page_json("POST", "/session", {"access_token": "capture-token-1"})
+    reply = browser.page_json("POST", "/session", {"access_token": emulator.mint_access_token("user-1")})
     assert reply.status == 200
     assert browser.cookie(SESSION_COOKIE) != chosen
 

@@ -122,6 +122,9 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     demo = Demo(page, local_stack)
     social_user = f"alice-{uuid.uuid4().hex[:6]}"
     shared_identity = f"bob-{uuid.uuid4().hex[:6]}"
+    # Accounts of their own: the panel lists an account's real links, whichever test made them.
+    first_account, second_account = f"demo-user-{uuid.uuid4().hex[:6]}", f"demo-user-{uuid.uuid4().hex[:6]}"
+    facebook_identity = f"https://www.facebook.com/profile/{shared_identity}"
 
     demo.open()
     expect(page.get_by_test_id("session-state")).to_have_text("Signed out.")
@@ -147,23 +150,27 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     expect(page.get_by_test_id("session-state")).to_have_text(f"Signed in with Google as {google_identity}.")
 
     # A Registration account (which ends the Google sign-in), then link a second provider's identity to it.
-    demo.registration("demo-user-1")
+    demo.registration(first_account)
     expect(page.locator("#outcome")).to_contain_text(f"Your Google sign-in as {google_identity} has ended.")
-    expect(page.get_by_test_id("session-state")).to_have_text("Signed in to Registration as demo-user-1.")
+    expect(page.get_by_test_id("session-state")).to_have_text(
+        f"Signed in to Registration as {first_account}."
+    )
+    expect(page.get_by_test_id("session-account")).to_contain_text(
+        f"{first_account} <{first_account}@example.com>"
+    )
+    expect(page.get_by_test_id("session-linked")).to_have_text("none")
     expect(page.get_by_test_id("sign-in-replaces")).to_contain_text(
-        "Signing in with a provider ends your Registration session as demo-user-1"
+        f"Signing in with a provider ends your Registration session as {first_account}"
     )
     expect(page.get_by_test_id("registration-replaces")).to_be_hidden()
     demo.shot("registration")
     demo.social("Link Facebook", "Facebook", shared_identity, "link")
     assert demo.outcome() == "linked"
-    expect(page.get_by_test_id("session-linked")).to_have_text(
-        f"https://www.facebook.com/profile/{shared_identity}"
-    )
+    expect(page.get_by_test_id("linked-identity")).to_have_text([f"Facebook: {facebook_identity}"])
     demo.shot("linked")
 
     # The same account, signed in again, links the same identity: already_linked, to this account.
-    demo.registration("demo-user-1")
+    demo.registration(first_account)
     demo.social("Link Facebook", "Facebook", shared_identity, "relink")
     assert demo.outcome() == "already_linked"
     expect(page.locator("#outcome")).to_contain_text(
@@ -172,17 +179,30 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     demo.shot("already-linked-here")
 
     # Another Registration account tries the same identity: already_linked, nothing changes.
-    demo.registration("demo-user-2")
+    demo.registration(second_account)
     demo.social("Link Facebook", "Facebook", shared_identity, "conflict")
     assert demo.outcome() == "already_linked"
     expect(page.locator("#outcome")).to_contain_text("already linked to another account")
     expect(page.get_by_test_id("session-linked")).to_have_text("none")
     # Back from the provider, the form still names the user this tab is signed in as.
-    expect(page.get_by_label("Registration user")).to_have_value("demo-user-2")
+    expect(page.get_by_label("Registration user")).to_have_value(second_account)
     demo.expect_last_audit_event(
         "LinkRefused", "already_linked", f"https://www.facebook.com/profile/{shared_identity}"
     )
     demo.shot("already-linked")
+
+    # The first account unlinks the identity: gone from its links, in Capture, and in the audit events.
+    demo.registration(first_account)
+    expect(page.get_by_test_id("linked-identity")).to_have_text([f"Facebook: {facebook_identity}"])
+    page.get_by_role("button", name=f"Unlink {facebook_identity}").click()
+    expect(page.locator("#outcome")).to_have_attribute("data-code", "unlinked")
+    expect(page.get_by_test_id("session-linked")).to_have_text("none")
+    demo.expect_last_audit_event("Unlinked", "unlinked", facebook_identity)
+    links = requests.get(
+        f"{local_stack.emulator}/_emulator/links", params={"user_id": first_account}, timeout=10
+    )
+    assert links.json()["identifiers"] == []
+    demo.shot("unlinked")
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_test_id("session-state")).to_have_text("Signed out.")
@@ -380,7 +400,7 @@ def test_demo_link_confirmation_confirm_and_cancel(page: Page, confirming_stack:
     cancelled = f"dave-{uuid.uuid4().hex[:6]}"
     panel = page.locator("#confirm-panel")
     demo.open()
-    demo.registration("demo-user-1")
+    demo.registration(f"demo-user-{uuid.uuid4().hex[:6]}")
 
     demo.social("Link Facebook", "Facebook", confirmed, "link")
     expect(panel).to_be_visible()
@@ -393,8 +413,8 @@ def test_demo_link_confirmation_confirm_and_cancel(page: Page, confirming_stack:
     page.get_by_role("button", name="Confirm", exact=True).click()
     expect(page.locator("#outcome")).to_have_attribute("data-code", "linked")
     expect(panel).to_be_hidden()
-    expect(page.get_by_test_id("session-linked")).to_have_text(
-        f"https://www.facebook.com/profile/{confirmed}"
+    expect(page.get_by_test_id("linked-identity")).to_have_text(
+        [f"Facebook: https://www.facebook.com/profile/{confirmed}"]
     )
     assert "confirm=link" not in page.url  # a reload does not ask again
     demo.shot("confirmed")
@@ -408,8 +428,8 @@ def test_demo_link_confirmation_confirm_and_cancel(page: Page, confirming_stack:
     page.get_by_role("button", name="Cancel", exact=True).click()
     expect(page.locator("#outcome")).to_have_attribute("data-code", "cancelled")
     expect(panel).to_be_hidden()
-    expect(page.get_by_test_id("session-linked")).to_have_text(
-        f"https://www.facebook.com/profile/{confirmed}"
+    expect(page.get_by_test_id("linked-identity")).to_have_text(
+        [f"Facebook: https://www.facebook.com/profile/{confirmed}"]
     )
     demo.shot("cancelled")
 

@@ -381,4 +381,5 @@ def test_routes_come_from_the_function_events_of_the_template() -> None:
         ("GET", "/health"): False,
         ("GET", "/link"): False,
         ("POST", "/link"): False,
+        ("POST", "/unlink"): False,
     }

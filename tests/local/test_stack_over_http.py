@@ -122,7 +122,7 @@ def test_link_then_conflict_then_sign_out(local_stack: RunningStack) -> None:
     linked = first.social("link", "google", identity_user)
     assert outcome(linked) == {"result": "linked"}
     identifier = f"https://www.google.com/profile/{identity_user}"
-    assert first.session().json()["linked"] == [identifier]
+    assert first.session().json()["linked"] == [{"identifier": identifier, "provider": "Google"}]
     links = requests.get(
         f"{local_stack.emulator}/_emulator/links", params={"user_id": first_account}, timeout=10
     )
@@ -141,6 +141,26 @@ def test_link_then_conflict_then_sign_out(local_stack: RunningStack) -> None:
     assert signed_out.status_code == 204
     assert SESSION_COOKIE not in first.jar
     assert first.session().status_code == 401
+
+
+def test_the_session_names_the_account_and_an_unlink_shows_at_once(local_stack: RunningStack) -> None:
+    browser = HttpBrowser(local_stack)
+    account, identity_user = unique("demo-user"), unique("frank")
+    assert browser.sign_in_to_registration(account).status_code == 200
+    assert outcome(browser.social("link", "facebook", identity_user)) == {"result": "linked"}
+    identifier = f"https://www.facebook.com/profile/{identity_user}"
+    view = browser.session().json()
+    assert (view["account"]["display_name"], view["account"]["email"]) == (account, f"{account}@example.com")
+    assert view["linked"] == [{"identifier": identifier, "provider": "Facebook"}]
+
+    unlinked = browser.page_json("POST", "/unlink", {"identifier": identifier})
+
+    assert (unlinked.status_code, unlinked.json()) == (200, {"result": "unlinked"})
+    assert browser.session().json()["linked"] == []
+    links = requests.get(f"{local_stack.emulator}/_emulator/links", params={"user_id": account}, timeout=10)
+    assert links.json()["identifiers"] == []
+    again = browser.page_json("POST", "/unlink", {"identifier": identifier})
+    assert (again.status_code, again.json()["error"]) == (404, "not_linked")
 
 
 def test_linking_needs_a_registration_session(local_stack: RunningStack) -> None:

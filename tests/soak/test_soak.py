@@ -382,13 +382,18 @@ class Soak:
             self.check_session(person)
 
     def flow_link_expired(self) -> None:
-        """A Registration access token Capture does not know: the link is session_expired; it is dropped."""
+        """A token Capture does not know makes no session; one that expires after its session was made
+        makes the link session_expired, and is dropped."""
         person = self.someone()
-        reply = person.browser.page_json(
+        refused = person.browser.page_json(
             "POST", "/session", {"access_token": f"never-issued-{self.next_id()}"}
         )
+        assert (refused.status, refused.json()["error"]) == (401, "invalid_access_token"), refused.body
+        access_token = self.emulator.mint_access_token(f"user-{self.next_id()}")
+        reply = person.browser.page_json("POST", "/session", {"access_token": access_token})
         assert reply.status == 200, reply.body
         person.now("capture")
+        self.emulator.expire_access_token(access_token)
         _, token_url, token = self.link(person)
         assert person.browser.submit_token(token_url, token).outcome == {"error": "session_expired"}
         view = person.browser.session().json()
@@ -440,7 +445,7 @@ class Soak:
         assert view["capture"] is (person.state == "capture"), (person.state, view)
         if person.state == "social":
             assert (view["identifier"], view["provider"]) == (person.identifier, person.provider), view
-        assert set(view["linked"]) == person.linked, (view, person.linked)
+        assert {linked["identifier"] for linked in view["linked"]} == person.linked, (view, person.linked)
 
     def flow_session_read(self) -> None:
         self.check_session(self.someone())

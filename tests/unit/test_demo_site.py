@@ -12,7 +12,6 @@ from emulator import IdentityCloudEmulator
 from token_url.cookies import SESSION_COOKIE
 
 APP_ORIGIN = "http://localhost:3000"
-FROM_THE_PAGE = {"Sec-Fetch-Site": "same-origin"}  # what the browser adds to the demo page's own fetches
 
 
 def demo_client(emulator: IdentityCloudEmulator | None) -> Client:
@@ -37,21 +36,8 @@ REFUSALS: list[tuple[dict[str, Any], int, str]] = [
         400,
         "invalid_request",
     ),
-    ({"method": "GET", "path": "/registration/identities?user=demo-user-1"}, 403, "forbidden"),
-    (
-        {
-            "method": "GET",
-            "path": "/registration/identities?user=demo-user-1",
-            "headers": {"Sec-Fetch-Site": "cross-site"},
-        },
-        403,
-        "forbidden",
-    ),
-    (
-        {"method": "GET", "path": "/registration/identities?user=a%20b", "headers": FROM_THE_PAGE},
-        400,
-        "invalid_request",
-    ),
+    # The account's links come from GET /session now: the demo backend no longer lists them.
+    ({"method": "GET", "path": "/registration/identities?user=demo-user-1"}, 404, "not_found"),
     ({"method": "GET", "path": "/nothing-here"}, 404, "not_found"),
 ]
 
@@ -70,15 +56,12 @@ def test_every_refusal_has_the_service_s_error_shape(
 
 def test_without_the_emulator_registration_is_refused_with_a_code_and_a_sentence() -> None:
     client = demo_client(None)
-    for reply in (
-        client.post("/registration", headers={"Origin": APP_ORIGIN}, json={"user": "demo-user-1"}),
-        client.get("/registration/identities?user=demo-user-1", headers=FROM_THE_PAGE),
-    ):
-        assert reply.status_code == 409
-        assert reply.get_json() == {
-            "error": "registration_not_emulated",
-            "message": "Registration is a real Capture app here: paste an access token",
-        }
+    reply = client.post("/registration", headers={"Origin": APP_ORIGIN}, json={"user": "demo-user-1"})
+    assert reply.status_code == 409
+    assert reply.get_json() == {
+        "error": "registration_not_emulated",
+        "message": "Registration is a real Capture app here: paste an access token",
+    }
 
 
 def test_the_session_hint_says_whether_the_browser_holds_a_session_cookie() -> None:
@@ -86,17 +69,6 @@ def test_the_session_hint_says_whether_the_browser_holds_a_session_cookie() -> N
     assert client.get("/session-hint.json").get_json() == {"session_cookie": False}
     client.set_cookie(SESSION_COOKIE, "opaque", domain="localhost")
     assert client.get("/session-hint.json").get_json() == {"session_cookie": True}
-
-
-def test_the_identities_linked_to_a_registration_user_come_from_the_emulator() -> None:
-    emulator = IdentityCloudEmulator()
-    emulator.link("https://www.google.com/profile/alice", "demo-user-1")
-    emulator.link("https://www.google.com/profile/bob", "demo-user-2")
-    reply = demo_client(emulator).get("/registration/identities?user=demo-user-1", headers=FROM_THE_PAGE)
-    assert reply.get_json() == {
-        "user": "demo-user-1",
-        "identifiers": ["https://www.google.com/profile/alice"],
-    }
 
 
 def test_the_provider_pages_link_the_stylesheet_they_are_given() -> None:

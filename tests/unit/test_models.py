@@ -6,8 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from token_url.models import (
+    AccountSnapshot,
     CaptureAccount,
     CredentialsRequest,
+    LinkedIdentity,
     SessionCreateRequest,
     SessionRecord,
     TokenCallback,
@@ -135,7 +137,14 @@ def test_session_view_hides_the_stored_secrets_and_formats_expiry() -> None:
         display_name="Alice",
         capture_token="Q0FQVFVSRS1DSVBIRVJURVhU",
         credentials="Q1JFREVOVElBTFMtQ0lQSEVSVEVYVA==",
-        linked=["https://soundcloud.com/alice", "https://foursquare.com/user/1"],
+        account_uuid="account-uuid",
+        account=AccountSnapshot(
+            uuid="account-uuid",
+            display_name="Alice",
+            email="alice@example.com",
+            linked=[LinkedIdentity(identifier="https://soundcloud.com/alice", provider="SoundCloud")],
+        ),
+        account_read_at=1_700_000_000,
         created_at=1_700_000_000,
         expires_at=1_700_000_000,
     )
@@ -147,7 +156,9 @@ def test_session_view_hides_the_stored_secrets_and_formats_expiry() -> None:
         "identifier": "https://www.facebook.com/alice",
         "provider": "Facebook",
         "capture": True,
-        "linked": ["https://foursquare.com/user/1", "https://soundcloud.com/alice"],
+        "account": {"uuid": "account-uuid", "display_name": "Alice", "email": "alice@example.com"},
+        "linked": [{"identifier": "https://soundcloud.com/alice", "provider": "SoundCloud"}],
+        "stale": False,
         "expires_at": "2023-11-14T22:13:20Z",
     }
     dumped = view.model_dump_json()
@@ -163,6 +174,22 @@ def test_session_view_without_capture_token() -> None:
     assert view.identifier is None
     assert view.linked == []
     assert view.expires_at == "1970-01-02T00:00:00Z"
+
+
+def test_a_session_whose_access_token_was_dropped_no_longer_shows_the_account() -> None:
+    account = AccountSnapshot(
+        uuid="account-uuid",
+        linked=[LinkedIdentity(identifier="https://soundcloud.com/a", provider="SoundCloud")],
+    )
+    record = SessionRecord(pk="p", account=account, created_at=0, expires_at=86400)
+
+    assert (record.view(stale=True).account, record.view().linked, record.view(stale=True).stale) == (
+        None,
+        [],
+        False,
+    )
+    shown = record.model_copy(update={"capture_token": "c2VhbGVk"}).view(stale=True)
+    assert (shown.account is not None, len(shown.linked), shown.stale) == (True, 1, True)
 
 
 @pytest.mark.parametrize(

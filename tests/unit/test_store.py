@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from devtools.template import create_tables, load_template
 from token_url.errors import ConditionFailed, ServiceUnavailable
-from token_url.models import Intent, NonceRecord, SessionRecord
+from token_url.models import AccountSnapshot, Intent, LinkedIdentity, NonceRecord, SessionRecord
 from token_url.store import NonceStore, SessionStore
 
 NOW = 1_800_000_000
@@ -203,34 +203,39 @@ def test_delete_of_an_unknown_session_is_a_no_op(sessions: SessionStore) -> None
     assert sessions.get("unknown-pk", now=NOW) is None
 
 
-def test_add_linked_keeps_a_set(sessions: SessionStore, dynamodb: Any) -> None:
-    sessions.put(session())
-
-    sessions.add_linked("session-pk", "https://www.facebook.com/profile/alice")
-    sessions.add_linked("session-pk", "https://soundcloud.com/alice")
-    sessions.add_linked("session-pk", "https://www.facebook.com/profile/alice")
-
-    item = raw_item(dynamodb, "SessionsTable", "session-pk")
-    assert item is not None
-    assert sorted(item["linked"]["SS"]) == [
-        "https://soundcloud.com/alice",
-        "https://www.facebook.com/profile/alice",
-    ]
-    record = sessions.get("session-pk", now=NOW)
-    assert record is not None
-    assert sorted(record.linked) == ["https://soundcloud.com/alice", "https://www.facebook.com/profile/alice"]
-    assert record.view().linked == ["https://soundcloud.com/alice", "https://www.facebook.com/profile/alice"]
+ACCOUNT = AccountSnapshot(
+    uuid="account-uuid",
+    display_name="Alice",
+    email=None,
+    linked=[
+        LinkedIdentity(identifier="https://soundcloud.com/alice", provider="SoundCloud"),
+        LinkedIdentity(identifier="https://www.facebook.com/profile/alice", provider="Facebook"),
+    ],
+)
 
 
-def test_add_linked_after_a_put_with_links(sessions: SessionStore) -> None:
-    """A record written with links (e.g. one read back, then put again) must still take add_linked."""
-    sessions.put(session(linked=["https://soundcloud.com/alice"]))
+def test_a_session_keeps_its_account_view_and_when_it_was_read(sessions: SessionStore) -> None:
+    sessions.put(session(account_uuid="account-uuid"))
 
-    sessions.add_linked("session-pk", "https://www.facebook.com/profile/alice")
+    sessions.keep_account_view("session-pk", ACCOUNT, read_at=NOW + 5)
 
     record = sessions.get("session-pk", now=NOW)
     assert record is not None
-    assert sorted(record.linked) == ["https://soundcloud.com/alice", "https://www.facebook.com/profile/alice"]
+    assert (record.account_uuid, record.account, record.account_read_at) == ("account-uuid", ACCOUNT, NOW + 5)
+    sessions.put(record)  # a record read back and put again keeps its view
+    assert sessions.get("session-pk", now=NOW) == record
+
+
+def test_add_linked_marks_the_kept_view_out_of_date_and_keeps_it_as_the_last_known(
+    sessions: SessionStore,
+) -> None:
+    sessions.put(session(account=ACCOUNT, account_read_at=NOW))
+
+    sessions.add_linked("session-pk", "https://www.facebook.com/profile/alice")
+
+    record = sessions.get("session-pk", now=NOW)
+    assert record is not None
+    assert (record.account, record.account_read_at) == (ACCOUNT, None)
 
 
 def test_drop_capture_token_removes_only_that_field(sessions: SessionStore) -> None:
@@ -242,11 +247,12 @@ def test_drop_capture_token_removes_only_that_field(sessions: SessionStore) -> N
     assert sessions.get("session-pk", now=NOW) == record.model_copy(update={"capture_token": None})
 
 
-def test_add_linked_and_drop_capture_token_on_a_missing_session_are_no_ops(
+def test_add_linked_drop_capture_token_and_keep_account_view_on_a_missing_session_are_no_ops(
     sessions: SessionStore, dynamodb: Any
 ) -> None:
     sessions.add_linked("unknown-pk", "https://soundcloud.com/alice")
     sessions.drop_capture_token("unknown-pk")
+    sessions.keep_account_view("unknown-pk", ACCOUNT, read_at=NOW)
 
     assert raw_item(dynamodb, "SessionsTable", "unknown-pk") is None
 

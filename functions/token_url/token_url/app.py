@@ -2,8 +2,7 @@
 
 Built at import, once per container: `wiring.py` makes the clients and flows from the settings,
 `request_guard.py` refuses unsafe requests before the resolver, `responses.py` shapes the answers,
-`error_handlers.py` answers what the routes raise, and the flows live in `flows/`.
-"""
+`error_handlers.py` answers what the routes raise, and the flows live in `flows/`."""
 
 from __future__ import annotations
 
@@ -33,6 +32,8 @@ from token_url.models import (
     SignedOutView,
     TokenUrlRequest,
     TokenUrlResponse,
+    Unlinked,
+    UnlinkRequest,
 )
 from token_url.observability import logger, metrics, tracer
 from token_url.wiring import build_service, load_settings
@@ -90,14 +91,13 @@ def post_session(request: SessionCreateRequest) -> Response[SessionView]:
         expires_in=request.expires_in,
         previous_session_id=_cookie(SESSION_COOKIE),
     )
-    cookie = responses.session_cookie(created.session_id, request.expires_in)
+    cookie = responses.session_cookie(created.session_id, created.lifetime_seconds)
     return responses.json_response(HTTPStatus.OK, created.view, [cookie])
 
 
 @app.get("/session")
 def get_session() -> Response[SessionView | SignedOutView]:
-    session_id = _cookie(SESSION_COOKIE)
-    view = service.sessions.read(session_id) if session_id else None
+    view = service.sessions.read(_cookie(SESSION_COOKIE))
     if view is None:
         return responses.json_response(HTTPStatus.UNAUTHORIZED, SignedOutView())
     return responses.json_response(HTTPStatus.OK, view)
@@ -105,9 +105,7 @@ def get_session() -> Response[SessionView | SignedOutView]:
 
 @app.delete("/session")
 def delete_session() -> Response[Any]:
-    session_id = _cookie(SESSION_COOKIE)
-    if session_id:
-        service.sessions.sign_out(session_id)
+    service.sessions.sign_out(_cookie(SESSION_COOKIE))
     return responses.no_content([responses.expired_session_cookie()])
 
 
@@ -116,7 +114,7 @@ def get_link() -> Response[PendingLinkView | ErrorBody]:
     session_id = _cookie(SESSION_COOKIE)
     view = service.link.pending_link(session_id) if session_id else None
     if view is None:
-        return responses.link_error(ErrorCode.NO_PENDING_LINK)
+        return responses.refusal(ErrorCode.NO_PENDING_LINK)
     return responses.json_response(HTTPStatus.OK, view)
 
 
@@ -124,8 +122,14 @@ def get_link() -> Response[PendingLinkView | ErrorBody]:
 def post_link(request: LinkConfirmationRequest) -> Response[LinkConfirmed | ErrorBody]:
     outcome = service.link.decide(_cookie(SESSION_COOKIE), confirm=request.confirm)
     if outcome.decision is None:
-        return responses.link_error(outcome.error or ErrorCode.SERVICE_UNAVAILABLE)
+        return responses.refusal(outcome.error or ErrorCode.SERVICE_UNAVAILABLE)
     return responses.json_response(HTTPStatus.OK, LinkConfirmed(result=outcome.decision))
+
+
+@app.post("/unlink")
+def post_unlink(request: UnlinkRequest) -> Response[Unlinked | ErrorBody]:
+    error = service.unlink.unlink(_cookie(SESSION_COOKIE), identifier=request.identifier)
+    return responses.refusal(error) if error else responses.json_response(HTTPStatus.OK, Unlinked())
 
 
 @app.post("/credentials")

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from token_url.errors import ConfigurationProblem, ServiceUnavailable
+from token_url.flows.account import AccessTokenRefused
 from token_url.flows.credentials import CredentialsRefused
 from token_url.flows.start import NotSignedIn
 from token_url.models import ErrorCode
@@ -48,6 +49,16 @@ def register_error_handlers(app: APIGatewayHttpResolver, *, app_url: Callable[[]
     def _not_signed_in(_: NotSignedIn) -> Response[Any]:
         return error_response(
             HTTPStatus.UNAUTHORIZED, ErrorCode.UNAUTHORIZED, "linking needs a Registration session"
+        )
+
+    @app.exception_handler(AccessTokenRefused)
+    def _access_token_refused(_: AccessTokenRefused) -> Response[Any]:
+        # Only POST /session lets this through: the other routes hold a token Capture once accepted.
+        logger.warning("Capture refused the Registration access token; no session")
+        return error_response(
+            HTTPStatus.UNAUTHORIZED,
+            ErrorCode.INVALID_ACCESS_TOKEN,
+            "Capture refused the Registration access token (invalid or expired)",
         )
 
     @app.exception_handler(ServiceUnavailable)

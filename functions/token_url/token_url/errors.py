@@ -101,6 +101,10 @@ class CaptureError(Exception):
     ACCESS_TOKEN_EXPIRED = 414
     UNEXPECTED_ERROR = 500
     API_LIMIT_ERROR = 510
+    # What a code says about a call made with a Registration access token (docs/http-contract.md): the
+    # token is no longer good, or our own client or flow settings were refused; any other code is an outage.
+    ACCESS_TOKEN_REFUSAL_CODES = frozenset({INVALID_ACCESS_TOKEN, ACCESS_TOKEN_EXPIRED})
+    CONFIGURATION_CODES = frozenset({MISSING_ARGUMENT, INVALID_ARGUMENT, PERMISSION_ERROR, UNEXPECTED_ERROR})
 
     def __init__(self, endpoint: str, code: int, error: str | None, request_id: str | None) -> None:
         super().__init__(f"{endpoint}: Capture error {code} ({error})")
@@ -108,3 +112,12 @@ class CaptureError(Exception):
         self.code = code
         self.error = error
         self.request_id = request_id
+
+    @property
+    def refuses_access_token(self) -> bool:
+        """The Registration access token is invalid or expired: the user signs in to Registration again."""
+        return self.code in self.ACCESS_TOKEN_REFUSAL_CODES
+
+    @property
+    def refuses_configuration(self) -> bool:
+        return self.code in self.CONFIGURATION_CODES

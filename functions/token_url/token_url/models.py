@@ -52,6 +52,9 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     REJECTED = "rejected"
     NO_PENDING_LINK = "no_pending_link"
+    INVALID_ACCESS_TOKEN = "invalid_access_token"  # noqa: S105 - an error code
+    NOT_LINKED = "not_linked"
+    LAST_SIGN_IN_METHOD = "last_sign_in_method"
 
 
 # ---------------------------------------------------------------- requests from the browser / servers
@@ -108,6 +111,10 @@ class LinkConfirmationRequest(_StrictRequest):
     confirm: bool = Field(strict=True)
 
 
+class UnlinkRequest(_StrictRequest):
+    identifier: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
 class TokenCallback(_StrictRequest):
     """The form Social Login posts to the token URL, plus the one-time value from its query."""
 
@@ -122,12 +129,32 @@ class TokenUrlResponse(BaseModel):
     token_url: str
 
 
+class LinkedIdentity(BaseModel):
+    """A social identity on the Registration account: its profile URL and the provider's name."""
+
+    identifier: str
+    provider: str
+
+
+class AccountSummary(BaseModel):
+    """Who is signed in to Registration."""
+
+    uuid: str
+    display_name: str | None
+    email: str | None
+
+
 class SessionView(BaseModel):
     signed_in: Literal[True] = True
+    # A social sign-in's profile; null for a Registration session.
     identifier: str | None
     provider: str | None
+    # A Registration session: `capture` is true, `account` and `linked` are the account as Capture holds
+    # it, and `stale` says Capture could not be asked, so they are the last known view.
     capture: bool
-    linked: list[str]
+    account: AccountSummary | None = None
+    linked: list[LinkedIdentity] = Field(default_factory=list)
+    stale: bool = False
     expires_at: str
 
 
@@ -149,6 +176,10 @@ class LinkConfirmed(BaseModel):
 class ErrorBody(BaseModel):
     error: ErrorCode
     message: str
+
+
+class Unlinked(BaseModel):
+    result: Literal["unlinked"] = "unlinked"
 
 
 class CredentialsStored(BaseModel):
@@ -285,6 +316,27 @@ class PendingLink(BaseModel):
         )
 
 
+class AccountSnapshot(BaseModel):
+    """The Registration account as `/entity` last showed it, kept on the session to be shown again."""
+
+    uuid: str
+    display_name: str | None = None
+    email: str | None = None
+    linked: list[LinkedIdentity] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, account: CaptureAccount) -> AccountSnapshot:
+        return cls(
+            uuid=account.uuid,
+            display_name=account.display_name,
+            email=account.email,
+            linked=[LinkedIdentity(identifier=p.identifier, provider=p.provider) for p in account.profiles],
+        )
+
+    def summary(self) -> AccountSummary:
+        return AccountSummary(uuid=self.uuid, display_name=self.display_name, email=self.email)
+
+
 class SessionRecord(BaseModel):
     """One browser session, keyed by the SHA-256 of its id (the id itself is never stored)."""
 
@@ -295,7 +347,11 @@ class SessionRecord(BaseModel):
     # Sealed by vault.Vault (envelope encryption): the Registration access token, the accessCredentials.
     capture_token: str | None = None
     credentials: str | None = None
-    linked: list[str] = Field(default_factory=list)
+    # A Registration session: the account the access token was verified for, and the account view
+    # last read from Capture with when it was read (None: out of date, read it again).
+    account_uuid: str | None = None
+    account: AccountSnapshot | None = None
+    account_read_at: int | None = None
     pending_link: PendingLink | None = None
     created_at: int
     expires_at: int
@@ -303,12 +359,16 @@ class SessionRecord(BaseModel):
     def is_live(self, now: int) -> bool:
         return self.expires_at > now
 
-    def view(self) -> SessionView:
+    def view(self, *, stale: bool = False) -> SessionView:
+        # Without its access token (Capture refused it) the account is no longer shown.
+        account = self.account if self.capture_token is not None else None
         return SessionView(
             identifier=self.identifier,
             provider=self.provider,
             capture=self.capture_token is not None,
-            linked=sorted(self.linked),
+            account=account.summary() if account else None,
+            linked=account.linked if account else [],
+            stale=stale and account is not None,
             expires_at=_iso_utc(self.expires_at),
         )
 

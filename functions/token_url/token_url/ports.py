@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from token_url.audit import AuditEventType
-from token_url.models import AuthInfo, CaptureAccount, NonceRecord, PendingLink, SessionRecord
+from token_url.models import (
+    AccountSnapshot,
+    AuthInfo,
+    CaptureAccount,
+    NonceRecord,
+    PendingLink,
+    SessionRecord,
+)
 
 
 class IdentityCloud(Protocol):
@@ -49,7 +56,13 @@ class SessionStorage(Protocol):
 
     def drop_capture_token(self, pk: str) -> None: ...
 
-    def add_linked(self, pk: str, identifier: str) -> None: ...
+    def add_linked(self, pk: str, identifier: str) -> None:
+        """The service linked `identifier`: the account view kept on the session is out of date."""
+        ...
+
+    def keep_account_view(self, pk: str, account: AccountSnapshot, *, read_at: int) -> None:
+        """The account as Capture showed it at `read_at`; nothing when the session is gone."""
+        ...
 
     def hold_pending_link(self, pk: str, pending: PendingLink) -> None:
         """Replaces an earlier pending link; ConditionFailed when the session is gone."""

@@ -24,12 +24,14 @@ BROWSER_STATE_ROUTES = {
     ("POST", "/session"),
     ("DELETE", "/session"),
     ("POST", "/link"),
+    ("POST", "/unlink"),
 }
 JSON_BODY_ROUTES = {
     ("POST", "/token-url"),
     ("POST", "/session"),
     ("POST", "/credentials"),
     ("POST", "/link"),
+    ("POST", "/unlink"),
 }
 # Routes for servers, never for browsers or anonymous callers (docs/security.md, row 11).
 IAM_ROUTES = {("POST", "/credentials")}

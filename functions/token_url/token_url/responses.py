@@ -20,9 +20,15 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
-# The refusals of GET and POST /link (docs/link-confirmation.md).
-_LINK_REFUSALS = {
+# The refusals of GET and POST /link (docs/link-confirmation.md) and POST /unlink (docs/http-contract.md).
+_REFUSALS = {
     ErrorCode.NO_PENDING_LINK: (HTTPStatus.NOT_FOUND, "there is no pending link to confirm"),
+    ErrorCode.UNAUTHORIZED: (HTTPStatus.UNAUTHORIZED, "unlinking needs a Registration session"),
+    ErrorCode.NOT_LINKED: (HTTPStatus.NOT_FOUND, "that identity is not linked to this account"),
+    ErrorCode.LAST_SIGN_IN_METHOD: (
+        HTTPStatus.CONFLICT,
+        "the account has no password and this is its only social identity: it is its one way to sign in",
+    ),
     ErrorCode.ALREADY_LINKED: (HTTPStatus.CONFLICT, "that identity is already linked to another account"),
     ErrorCode.SESSION_EXPIRED: (HTTPStatus.UNAUTHORIZED, "the Registration session has ended"),
     ErrorCode.TOKEN_INVALID: (
@@ -70,8 +76,9 @@ def error_response(status: HTTPStatus, code: ErrorCode, message: str) -> Respons
     return json_response(status, ErrorBody(error=code, message=message))
 
 
-def link_error(code: ErrorCode) -> Response[Any]:
-    status, message = _LINK_REFUSALS.get(code, _LINK_REFUSALS[ErrorCode.SERVICE_UNAVAILABLE])
+def refusal(code: ErrorCode) -> Response[Any]:
+    """A JSON route's refusal that a flow returned as its outcome."""
+    status, message = _REFUSALS.get(code, _REFUSALS[ErrorCode.SERVICE_UNAVAILABLE])
     return error_response(status, code, message)
 
 

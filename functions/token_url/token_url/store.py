@@ -15,7 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from token_url.errors import ConditionFailed, ServiceUnavailable
-from token_url.models import NonceRecord, PendingLink, SessionRecord
+from token_url.models import AccountSnapshot, NonceRecord, PendingLink, SessionRecord
 from token_url.observability import Span, traced
 
 if TYPE_CHECKING:
@@ -125,12 +125,10 @@ class SessionStore:
         return record if record.is_live(now) else None
 
     def put(self, record: SessionRecord) -> None:
-        values = record.model_dump()
-        values["linked"] = set(record.linked)  # a string set, as add_linked's ADD expects
         with _dynamodb_call("put_session"):
             self._client.put_item(
                 TableName=self._table,
-                Item=_to_item(values),
+                Item=_to_item(record.model_dump()),
             )
 
     def delete(self, pk: str) -> SessionRecord | None:
@@ -156,17 +154,36 @@ class SessionStore:
             pass  # signed out meanwhile: nothing left to drop
 
     def add_linked(self, pk: str, identifier: str) -> None:
+        """The service linked `identifier` to the session's account: the account view it keeps is out of
+        date, so the next read asks Capture (which holds the link, and its provider) again."""
+        del identifier  # Capture's /entity, not this item, is where the links are read from
         try:
             with _dynamodb_call("add_linked"):
                 self._client.update_item(
                     TableName=self._table,
                     Key={"pk": {"S": pk}},
-                    UpdateExpression="ADD linked :identifier",
+                    UpdateExpression="REMOVE account_read_at",
                     ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeValues={":identifier": {"SS": [identifier]}},
                 )
         except ConditionFailed:
             pass  # signed out meanwhile: the link itself lives in Capture
+
+    def keep_account_view(self, pk: str, account: AccountSnapshot, *, read_at: int) -> None:
+        """Store the account as Capture just showed it, to be shown again while it is recent."""
+        try:
+            with _dynamodb_call("keep_account_view"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": pk}},
+                    UpdateExpression="SET account = :account, account_read_at = :read_at",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={
+                        ":account": _serializer.serialize(account.model_dump()),
+                        ":read_at": {"N": str(read_at)},
+                    },
+                )
+        except ConditionFailed:
+            pass  # signed out meanwhile: nothing to keep it for
 
     # ---- pending links (link confirmation)
 

@@ -15,6 +15,7 @@ from botocore.config import Config
 from token_url.api_key import ApiKeySource
 from token_url.audit import AuditTrail, request_caller
 from token_url.deadline import Deadline
+from token_url.flows.account import SessionAccounts
 from token_url.flows.credentials import StoreCredentials
 from token_url.flows.link import Link
 from token_url.flows.profile import ProfileReader
@@ -23,6 +24,7 @@ from token_url.flows.shared import SystemClock
 from token_url.flows.sign_in import SignIn
 from token_url.flows.start import StartTokenUrl
 from token_url.flows.token_post import TokenPost
+from token_url.flows.unlink import Unlink
 from token_url.identity_cloud import CaptureFlow, IdentityCloudClient, new_http_session
 from token_url.observability import logger
 from token_url.settings import ConfigurationError, Settings
@@ -51,6 +53,7 @@ class Service:
     token_post: TokenPost
     link: Link
     sessions: Sessions
+    unlink: Unlink
     credentials: StoreCredentials
 
     def begin_invocation(self, event: dict[str, Any], context: LambdaContext) -> None:
@@ -88,6 +91,7 @@ def build_service(settings: Settings) -> Service:
     nonces = NonceStore(client=dynamodb, table=settings.nonces_table)
     vault = Vault(kms_client=boto3.client("kms", config=_AWS_CONFIG), key_id=settings.credentials_key_id)
     profiles = ProfileReader(client=client, token_endpoint=settings.token_endpoint)
+    accounts = SessionAccounts(client=client, sessions=sessions, vault=vault, clock=clock)
     link = Link(
         settings=settings,
         profiles=profiles,
@@ -118,7 +122,16 @@ def build_service(settings: Settings) -> Service:
         token_urls=StartTokenUrl(settings=settings, sessions=sessions, nonces=nonces, clock=clock),
         token_post=token_post,
         link=link,
-        sessions=Sessions(sessions=sessions, vault=vault, audit=audit_trail, clock=clock),
+        sessions=Sessions(
+            client=client,
+            accounts=accounts,
+            sessions=sessions,
+            vault=vault,
+            audit=audit_trail,
+            clock=clock,
+            max_lifetime_seconds=settings.session_ttl_seconds,
+        ),
+        unlink=Unlink(client=client, accounts=accounts, sessions=sessions, audit=audit_trail, clock=clock),
         credentials=StoreCredentials(client=client, audit=audit_trail),
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
@@ -18,7 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tests.function_world import function_environment
 from token_url.audit import AuditEventType
 from token_url.deadline import Deadline
-from token_url.errors import ConditionFailed, ServiceUnavailable
+from token_url.errors import CaptureError, ConditionFailed, ServiceUnavailable
+from token_url.flows.account import SessionAccounts
 from token_url.flows.credentials import StoreCredentials
 from token_url.flows.link import Link
 from token_url.flows.profile import ProfileReader
@@ -26,9 +28,12 @@ from token_url.flows.sessions import Sessions
 from token_url.flows.sign_in import SignIn
 from token_url.flows.start import StartTokenUrl
 from token_url.flows.token_post import TokenOutcome, TokenPost
+from token_url.flows.unlink import Unlink
 from token_url.models import (
+    AccountSnapshot,
     AuthInfo,
     CaptureAccount,
+    CaptureProfile,
     Intent,
     NonceRecord,
     PendingLink,
@@ -40,6 +45,12 @@ from token_url.settings import Settings
 NOW = 1_900_000_000
 FACEBOOK_ID = "https://www.facebook.com/profile.php?id=100"
 GOOGLE_ID = "https://profiles.google.com/200"
+
+
+def _domain(identifier: str) -> str:
+    """Capture's profile `domain` of an identifier: its host without `www.` or `profiles.`."""
+    host = urlsplit(identifier).hostname or identifier
+    return host.removeprefix("www.").removeprefix("profiles.")
 
 
 def settings_for_tests(**changes: Any) -> Settings:
@@ -79,6 +90,7 @@ class FakeSessions:
     def __init__(self) -> None:
         self.records: dict[str, SessionRecord] = {}
         self.failing: set[str] = set()  # the calls that raise ServiceUnavailable
+        self.linked_by_the_service: list[str] = []
 
     def _call(self, name: str) -> None:
         if name in self.failing:
@@ -104,9 +116,15 @@ class FakeSessions:
 
     def add_linked(self, pk: str, identifier: str) -> None:
         self._call("add_linked")
+        self.linked_by_the_service.append(identifier)
         if pk in self.records:
-            linked = sorted({*self.records[pk].linked, identifier})  # a string set, as in DynamoDB
-            self.records[pk] = self.records[pk].model_copy(update={"linked": linked})
+            self.records[pk] = self.records[pk].model_copy(update={"account_read_at": None})
+
+    def keep_account_view(self, pk: str, account: AccountSnapshot, *, read_at: int) -> None:
+        self._call("keep_account_view")
+        if pk in self.records:
+            update = {"account": account, "account_read_at": read_at}
+            self.records[pk] = self.records[pk].model_copy(update=update)
 
     def hold_pending_link(self, pk: str, pending: PendingLink) -> None:
         self._call("hold_pending_link")
@@ -206,11 +224,18 @@ class FakeIdentityCloud:
         if self.link_error is not None:
             raise self.link_error
         self.links.append((token, access_token))
+        account = self.accounts.get(access_token)
+        identifier = self.profiles[token].profile.identifier
+        if account is not None and identifier not in {p.identifier for p in account.profiles}:
+            added = [*account.profiles, CaptureProfile(identifier=identifier, domain=_domain(identifier))]
+            self.accounts[access_token] = account.model_copy(update={"profiles": added})
 
     def read_account(self, *, access_token: str) -> CaptureAccount:
         self.calls.append(("read_account", {"access_token": access_token}))
         if self.account_error is not None:
             raise self.account_error
+        if access_token not in self.accounts:
+            raise CaptureError("entity", CaptureError.INVALID_ACCESS_TOKEN, "invalid_access_token", "r-1")
         return self.accounts[access_token]
 
     def unlink(self, *, access_token: str, identifier: str) -> None:
@@ -304,8 +329,24 @@ class FlowWorld:
             clock=self.clock,
             sleep=self.sleeps.append,
         )
+        self.accounts = SessionAccounts(
+            client=self.cloud, sessions=self.sessions, vault=self.vault, clock=self.clock
+        )
         self.session_flows = Sessions(
-            sessions=self.sessions, vault=self.vault, audit=self.audit, clock=self.clock
+            client=self.cloud,
+            accounts=self.accounts,
+            sessions=self.sessions,
+            vault=self.vault,
+            audit=self.audit,
+            clock=self.clock,
+            max_lifetime_seconds=self.settings.session_ttl_seconds,
+        )
+        self.unlink = Unlink(
+            client=self.cloud,
+            accounts=self.accounts,
+            sessions=self.sessions,
+            audit=self.audit,
+            clock=self.clock,
         )
         self.credentials = StoreCredentials(client=self.cloud, audit=self.audit)
         if remaining_ms is not None:  # what wiring.Service.begin_invocation does
@@ -328,11 +369,34 @@ class FlowWorld:
         started = self.token_urls.start(intent, browser=None, session_id=session_id)
         return started.token_url.split("nonce=", 1)[1], started.browser
 
+    def registration_account(
+        self, access_token: str = "registration-access-token", *linked: str, has_password: bool = True
+    ) -> CaptureAccount:
+        """The Capture account `access_token` belongs to, with the social identities `linked`."""
+        account = CaptureAccount(
+            uuid=f"uuid-of-{access_token}",
+            display_name="Alice",
+            email="alice@example.com",
+            profiles=[
+                CaptureProfile(identifier=identifier, domain=_domain(identifier)) for identifier in linked
+            ],
+            has_password=has_password,
+        )
+        self.cloud.accounts[access_token] = account
+        return account
+
     def capture_session(self, access_token: str = "registration-access-token") -> str:
-        """A browser signed in to Registration: its session id."""
+        """A browser signed in to Registration (its account made if there is none yet): its session id."""
+        if access_token not in self.cloud.accounts:
+            self.registration_account(access_token)
         return self.session_flows.create_capture_session(
             access_token=access_token, expires_in=3600, previous_session_id=None
         ).session_id
+
+    def shown_links(self, session_id: str) -> list[str]:
+        """The identifiers GET /session shows for the session."""
+        view = self.session_flows.read(session_id)
+        return [linked.identifier for linked in view.linked] if view else []
 
     def submit(
         self, token: str, nonce: str | None, browser: str | None, previous_session_id: str | None = None

@@ -9,6 +9,7 @@ from token_url.models import Intent
 
 
 def test_a_capture_session_holds_the_access_token_sealed_to_it(world: FlowWorld) -> None:
+    world.registration_account("registration-access-token")
     created = world.session_flows.create_capture_session(
         access_token="registration-access-token", expires_in=900, previous_session_id=None
     )
@@ -19,13 +20,20 @@ def test_a_capture_session_holds_the_access_token_sealed_to_it(world: FlowWorld)
     assert record.capture_token != "registration-access-token"
     opened = world.vault.open(record.capture_token, session_pk=pk, field=CAPTURE_TOKEN_FIELD)
     assert opened == "registration-access-token"
-    assert (record.created_at, record.expires_at, created.expires_at) == (NOW, NOW + 900, NOW + 900)
+    assert (record.created_at, record.expires_at, created.lifetime_seconds) == (NOW, NOW + 900, 900)
     assert created.view.capture is True
-    assert world.audit.events == [(AuditEventType.SESSION_CREATED, {"session_pk": pk})]
+    assert record.account_uuid == "uuid-of-registration-access-token"
+    assert world.audit.events == [
+        (
+            AuditEventType.SESSION_CREATED,
+            {"session_pk": pk, "account_uuid": "uuid-of-registration-access-token"},
+        )
+    ]
 
 
 def test_a_new_capture_session_replaces_the_browsers_previous_one(world: FlowWorld) -> None:
     previous = world.capture_session()
+    world.registration_account("another-access-token")
 
     created = world.session_flows.create_capture_session(
         access_token="another-access-token", expires_in=900, previous_session_id=previous
@@ -59,6 +67,7 @@ def test_signing_out_ends_the_session_and_is_audited(world: FlowWorld) -> None:
             "provider": "Google",
             "identifier": "https://profiles.google.com/200",
             "session_pk": session_key(session_id),
+            "account_uuid": None,
         },
     )
 

@@ -8,6 +8,8 @@ responses) or about boto3 (the flows use the protocols of `token_url.ports`).
 - `link`: the token POST of a link, at once or held for confirmation; GET and POST /link.
 - `profile`: auth_info, the step the sign-in and the link share.
 - `sessions`: POST, GET and DELETE /session.
+- `account`: the Registration account behind a session (Capture's /entity), shared by sessions and unlink.
+- `unlink`: POST /unlink.
 - `credentials`: POST /credentials.
 - `shared`: the clock, session keys and sealed field names, session rotation, dependency failures.
 """

@@ -1,0 +1,83 @@
+"""POST /unlink: remove a social identity from the signed-in Registration account (Capture's
+unlink_account_native), never the account's last way to sign in."""
+
+from __future__ import annotations
+
+from token_url.audit import AuditEventType
+from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable
+from token_url.flows.account import AccessTokenRefused, SessionAccounts, capture_failure
+from token_url.flows.shared import log_dependency_failure, session_key
+from token_url.models import AccountSnapshot, CaptureAccount, ErrorCode, SessionRecord
+from token_url.observability import count, count_outcome, logger
+from token_url.ports import AuditPublisher, Clock, IdentityCloud, SessionStorage
+
+
+def _is_last_sign_in_method(account: CaptureAccount) -> bool:
+    """Without a password, an account's only social identity is the one way its owner can sign in."""
+    return not account.has_password and len(account.profiles) == 1
+
+
+class Unlink:
+    def __init__(
+        self,
+        *,
+        client: IdentityCloud,
+        accounts: SessionAccounts,
+        sessions: SessionStorage,
+        audit: AuditPublisher,
+        clock: Clock,
+    ) -> None:
+        self._client = client
+        self._accounts = accounts
+        self._sessions = sessions
+        self._audit = audit
+        self._clock = clock
+
+    def unlink(self, session_id: str | None, *, identifier: str) -> ErrorCode | None:
+        """None once Capture unlinked the identity, else why not."""
+        try:
+            error = self._unlink(session_id, identifier)
+        except (ServiceUnavailable, ConfigurationProblem) as failure:
+            error = log_dependency_failure("Not unlinked", failure)
+        count_outcome("unlink", error.value if error else "unlinked")
+        return error
+
+    def _unlink(self, session_id: str | None, identifier: str) -> ErrorCode | None:
+        now = self._clock.now()
+        record = self._sessions.get(session_key(session_id), now=now) if session_id else None
+        if record is None or record.capture_token is None:
+            return ErrorCode.UNAUTHORIZED
+        access_token = self._accounts.access_token(record)
+        try:
+            account = self._accounts.read(record, access_token)  # Capture's profiles, not the view kept
+        except AccessTokenRefused:
+            return ErrorCode.SESSION_EXPIRED
+        profile = next((p for p in account.profiles if p.identifier == identifier), None)
+        if profile is None:
+            return ErrorCode.NOT_LINKED
+        if _is_last_sign_in_method(account):
+            return ErrorCode.LAST_SIGN_IN_METHOD
+        try:
+            self._client.unlink(access_token=access_token, identifier=identifier)
+        except CaptureError as error:
+            return self._refused(error, record)
+        remaining = [p for p in account.profiles if p.identifier != identifier]
+        after = AccountSnapshot.of(account.model_copy(update={"profiles": remaining}))
+        self._accounts.keep(record, after, read_at=now)  # the next GET /session shows the change
+        count("Unlinks")
+        logger.info("Unlinked", extra={"provider": profile.provider})
+        self._audit.publish(
+            AuditEventType.UNLINKED,
+            provider=profile.provider,
+            identifier=identifier,
+            session_pk=record.pk,
+            account_uuid=account.uuid,
+        )
+        return None
+
+    def _refused(self, error: CaptureError, record: SessionRecord) -> ErrorCode:
+        failure = capture_failure(error)
+        if isinstance(failure, AccessTokenRefused):
+            self._accounts.drop_access_token(record)
+            return ErrorCode.SESSION_EXPIRED
+        raise failure

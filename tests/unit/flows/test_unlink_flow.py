@@ -1,0 +1,154 @@
+"""POST /unlink's flow: the account's own profiles checked first, never its last way to sign in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.unit.flows.fakes import FACEBOOK_ID, GOOGLE_ID, FlowWorld
+from token_url.audit import AuditEventType
+from token_url.errors import CaptureError, ServiceUnavailable
+from token_url.flows.shared import session_key
+from token_url.models import ErrorCode, Intent
+
+ACCESS_TOKEN = "registration-access-token"
+
+
+def refusal(endpoint: str, code: int) -> CaptureError:
+    return CaptureError(endpoint, code, "refused", "request-1")
+
+
+def signed_in(world: FlowWorld, *linked: str, has_password: bool = True) -> str:
+    world.registration_account(ACCESS_TOKEN, *linked, has_password=has_password)
+    return world.capture_session(ACCESS_TOKEN)
+
+
+def test_unlinking_removes_the_identity_in_capture_audits_it_and_shows_at_once(
+    world: FlowWorld, counted: Callable[[str], int]
+) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is None
+
+    assert world.cloud.calls_to("unlink") == [{"access_token": ACCESS_TOKEN, "identifier": FACEBOOK_ID}]
+    assert [p.identifier for p in world.cloud.accounts[ACCESS_TOKEN].profiles] == [GOOGLE_ID]
+    reads = len(world.cloud.calls_to("read_account"))
+    assert world.shown_links(session_id) == [GOOGLE_ID]  # the kept view is refreshed, not read again
+    assert len(world.cloud.calls_to("read_account")) == reads
+    assert world.audit.events[-1] == (
+        AuditEventType.UNLINKED,
+        {
+            "provider": "Facebook",
+            "identifier": FACEBOOK_ID,
+            "session_pk": session_key(session_id),
+            "account_uuid": f"uuid-of-{ACCESS_TOKEN}",
+        },
+    )
+    assert counted("Unlinks") == 1
+
+
+def test_the_accounts_profiles_are_read_from_capture_not_from_the_kept_view(world: FlowWorld) -> None:
+    session_id = signed_in(world, GOOGLE_ID)
+    world.registration_account(ACCESS_TOKEN, GOOGLE_ID, FACEBOOK_ID)  # linked since, elsewhere
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is None
+    assert world.cloud.calls_to("unlink") == [{"access_token": ACCESS_TOKEN, "identifier": FACEBOOK_ID}]
+
+
+def test_an_identity_not_on_the_account_is_not_linked_and_capture_is_not_asked_to_unlink(
+    world: FlowWorld,
+) -> None:
+    session_id = signed_in(world, GOOGLE_ID)
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is ErrorCode.NOT_LINKED
+
+    assert world.cloud.calls_to("unlink") == []
+    assert world.audit.types()[-1] is AuditEventType.SESSION_CREATED
+
+
+def test_the_only_identity_of_an_account_without_password_stays(world: FlowWorld) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, has_password=False)
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is ErrorCode.LAST_SIGN_IN_METHOD
+
+    assert world.cloud.calls_to("unlink") == []
+
+
+@pytest.mark.parametrize(
+    ("has_password", "linked"), [(True, [FACEBOOK_ID]), (False, [FACEBOOK_ID, GOOGLE_ID])]
+)
+def test_an_account_keeps_another_way_to_sign_in_so_it_may_unlink(
+    world: FlowWorld, has_password: bool, linked: list[str]
+) -> None:
+    session_id = signed_in(world, *linked, has_password=has_password)
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is None
+
+
+def test_unlinking_needs_a_registration_session(world: FlowWorld) -> None:
+    nonce, browser = world.start_token_url(Intent.SIGN_IN)
+    social = world.submit(world.issue_token(), nonce, browser).session_id
+    expired = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    world.clock.current += 3600
+    world.cloud.calls.clear()
+
+    for session_id in (None, "never-existed", social, expired):
+        assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is ErrorCode.UNAUTHORIZED
+    assert world.cloud.calls == []
+
+
+@pytest.mark.parametrize("code", [CaptureError.INVALID_ACCESS_TOKEN, CaptureError.ACCESS_TOKEN_EXPIRED])
+@pytest.mark.parametrize("step", ["entity", "unlink"])
+def test_a_token_capture_refuses_is_dropped_and_the_session_expired(
+    world: FlowWorld, code: int, step: str
+) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    if step == "entity":
+        world.cloud.account_error = refusal("entity", code)
+    else:
+        world.cloud.unlink_error = refusal("unlink_account_native", code)
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is ErrorCode.SESSION_EXPIRED
+
+    assert world.sessions.records[session_key(session_id)].capture_token is None
+    assert AuditEventType.UNLINKED not in world.audit.types()
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (refusal("unlink_account_native", CaptureError.API_LIMIT_ERROR), ErrorCode.SERVICE_UNAVAILABLE),
+        (ServiceUnavailable("capture", "timeout"), ErrorCode.SERVICE_UNAVAILABLE),
+        (refusal("unlink_account_native", CaptureError.PERMISSION_ERROR), ErrorCode.CONFIGURATION_ERROR),
+        (refusal("unlink_account_native", CaptureError.UNEXPECTED_ERROR), ErrorCode.CONFIGURATION_ERROR),
+        (refusal("unlink_account_native", CaptureError.INVALID_ARGUMENT), ErrorCode.CONFIGURATION_ERROR),
+    ],
+)
+def test_capture_failing_to_unlink_is_an_outage_or_our_configuration(
+    world: FlowWorld, failure: Exception, expected: ErrorCode, counted: Callable[[str], int]
+) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    world.cloud.unlink_error = failure
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is expected
+
+    assert world.sessions.records[session_key(session_id)].capture_token is not None
+    assert AuditEventType.UNLINKED not in world.audit.types()
+    assert counted("Unlinks") == 0
+
+
+def test_capture_failing_to_read_the_account_unlinks_nothing(world: FlowWorld) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    world.cloud.account_error = ServiceUnavailable("capture", "timeout")
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is ErrorCode.SERVICE_UNAVAILABLE
+    assert world.cloud.calls_to("unlink") == []
+
+
+def test_an_unlink_whose_view_cannot_be_kept_still_succeeds(world: FlowWorld) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    world.sessions.failing.add("keep_account_view")
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is None
+    assert world.audit.types()[-1] is AuditEventType.UNLINKED
