@@ -200,6 +200,7 @@ class Case:
 
 UNAVAILABLE = "service_unavailable"
 JSON_UNAVAILABLE = "503 service_unavailable"
+LINKED = "linked"  # the account, read with /entity, holds the identity
 
 
 def identity_cloud_cases() -> list[Case]:
@@ -227,7 +228,18 @@ def identity_cloud_cases() -> list[Case]:
             )
         )
         if name != "code -1":  # a Social Login code; Capture's own is 510, below
-            cases.append(Case("link_account_native", name, "link", UNAVAILABLE, "link_account_native", fault))
+            # A link Capture carries out after the read timeout is found by a later account read.
+            made_late = name == "slower than the timeout"
+            cases.append(
+                Case(
+                    "link_account_native",
+                    name,
+                    "link",
+                    LINKED if made_late else UNAVAILABLE,
+                    "link_account_native",
+                    fault,
+                )
+            )
             cases.extend(capture_account_cases(name, fault))
     for code in (4, 6):
         cases.append(

@@ -16,6 +16,7 @@ from testkit.browser import Browser
 from testkit.logs import LogLines
 from tests.function_world import Aws
 from tests.integration.flows_support import FACEBOOK_ID, sign_in_to_registration
+from token_url.flows.link import RECHECK_WAITS
 
 # Longer than the read timeout: the function stops waiting while the emulator still holds the answer.
 LATE_BY_SECONDS = 1.5
@@ -81,7 +82,8 @@ def test_a_link_not_made_whose_reply_was_lost_is_service_unavailable(
     reply = browser.submit_token(token_url, token)
 
     assert reply.outcome == {"error": "service_unavailable"}
-    assert len(emulator.calls_to("entity")) - reads_before == 1
+    # The first read and one after each wait, in case Capture was still carrying the link out.
+    assert len(emulator.calls_to("entity")) - reads_before == 1 + len(RECHECK_WAITS)
     assert emulator.linked_identities("user-1") == []
     assert browser.session().json()["linked"] == []
     assert aws.items("IdempotencyTable") == []  # an outage is never recorded
@@ -140,3 +142,21 @@ def test_a_confirmed_link_whose_reply_came_too_late_is_linked(
     assert (reply.status, reply.json()) == (200, {"result": "linked"})
     assert emulator.linked_identities("user-1") == [FACEBOOK_ID]
     assert len(emulator.calls_to("entity")) - reads_before == 1
+
+
+def test_a_link_capture_makes_only_after_the_read_timeout_is_found_on_a_later_read(
+    browser: Browser, emulator: IdentityCloudEmulator, function_logs: LogLines
+) -> None:
+    """The emulator acts only after its delay, past the read timeout: the first account read misses it."""
+    sign_in_to_registration(browser, emulator, "user-1")
+    reads_before = len(emulator.calls_to("entity"))
+    token_url, token = start_link(browser, emulator)
+    emulator.set_fault("link_account_native", Fault.delay(LATE_BY_SECONDS + 1.0))
+
+    reply = browser.submit_token(token_url, token)
+
+    assert reply.outcome == {"result": "linked"}
+    assert emulator.linked_identities("user-1") == [FACEBOOK_ID]
+    assert len(emulator.calls_to("link_account_native")) == 1
+    assert len(emulator.calls_to("entity")) - reads_before > 1
+    assert reconciled(function_logs) == ["linked"]

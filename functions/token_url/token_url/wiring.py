@@ -100,6 +100,7 @@ def build_service(settings: Settings) -> Service:
         vault=vault,
         audit=audit_trail,
         clock=clock,
+        deadline=deadline,
     )
     sign_in = SignIn(settings=settings, profiles=profiles, sessions=sessions, vault=vault, audit=audit_trail)
     token_post = TokenPost(

@@ -310,6 +310,8 @@ class FlowWorld:
             vault=self.vault,
             audit=self.audit,
             clock=self.clock,
+            deadline=self.deadline,
+            sleep=self.sleeps.append,
         )
         sign_in = SignIn(
             settings=self.settings,

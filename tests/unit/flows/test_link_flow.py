@@ -10,6 +10,7 @@ import pytest
 from tests.unit.flows.fakes import FACEBOOK_ID, GOOGLE_ID, FlowWorld, profile, settings_for_tests
 from token_url.audit import AuditEventType
 from token_url.errors import CaptureError, ServiceUnavailable, SocialLoginError
+from token_url.flows.link import RECHECK_WAITS
 from token_url.flows.shared import PENDING_LINK_TOKEN_FIELD, session_key
 from token_url.models import CaptureAccount, CaptureProfile, ErrorCode, Intent, LinkDecision, Result
 
@@ -348,7 +349,9 @@ def test_a_link_not_in_the_account_after_its_reply_was_lost_is_an_outage(
     _, result, error = link_token_post(world, session_id)
 
     assert (result, error) == (None, ErrorCode.SERVICE_UNAVAILABLE)
-    assert world.cloud.calls_to("read_account") == [{"access_token": ACCESS_TOKEN}]
+    # Read again after each wait, in case Capture was still carrying the link out.
+    assert world.cloud.calls_to("read_account") == [{"access_token": ACCESS_TOKEN}] * (1 + len(RECHECK_WAITS))
+    assert world.sleeps == list(RECHECK_WAITS)
     assert AuditEventType.LINKED not in world.audit.types()
     assert counted("Links") == 0
     assert counted("UpstreamErrors") == 1
@@ -420,5 +423,40 @@ def test_a_confirmed_link_not_found_after_its_reply_was_lost_is_an_outage(confir
     decided = confirming.link.decide(session_id, confirm=True)
 
     assert (decided.decision, decided.error) == (None, ErrorCode.SERVICE_UNAVAILABLE)
-    assert len(confirming.cloud.calls_to("read_account")) == 1
+    assert len(confirming.cloud.calls_to("read_account")) == 1 + len(RECHECK_WAITS)
     assert AuditEventType.LINKED not in confirming.audit.types()
+
+
+def test_a_link_capture_carries_out_after_the_reply_was_lost_is_found_on_a_later_read(
+    world: FlowWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Capture still working on the request when the client gave up: the link shows on a later read."""
+    session_id = world.capture_session(ACCESS_TOKEN)
+    world.cloud.calls.clear()
+    world.cloud.link_error = reply_lost()
+    reads = iter([account_holding(GOOGLE_ID), account_holding(GOOGLE_ID, FACEBOOK_ID)])
+    world.cloud.read_account = lambda *, access_token: next(reads)  # type: ignore[method-assign]
+
+    _, result, error = link_token_post(world, session_id)
+
+    assert (result, error) == (Result.LINKED, None)
+    assert world.sleeps == [RECHECK_WAITS[0]]
+    assert world.audit.types()[-1] is AuditEventType.LINKED
+    assert reconciliations(capsys) == ["linked"]
+
+
+def test_no_account_read_is_repeated_when_the_deadline_leaves_no_time_for_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    short = FlowWorld(remaining_ms=3_500)  # less than the duplicate-wait margin plus one wait and read
+    session_id = short.capture_session(ACCESS_TOKEN)
+    short.cloud.calls.clear()
+    short.cloud.link_error = reply_lost()
+    short.cloud.accounts[ACCESS_TOKEN] = account_holding(GOOGLE_ID)
+
+    _, result, error = link_token_post(short, session_id)
+
+    assert (result, error) == (None, ErrorCode.SERVICE_UNAVAILABLE)
+    assert len(short.cloud.calls_to("read_account")) == 1
+    assert short.sleeps == []
+    assert reconciliations(capsys) == ["not_linked"]

@@ -9,11 +9,14 @@ When link_account_native fails after the request may have reached Capture, the a
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 from token_url.audit import AuditEventType
+from token_url.deadline import Deadline
 from token_url.errors import CaptureError, ConditionFailed, ConfigurationProblem, ServiceUnavailable
 from token_url.flows.profile import ProfileReader
 from token_url.flows.shared import (
@@ -45,6 +48,13 @@ _CAPTURE_CONFIGURATION_CODES = {
     CaptureError.PERMISSION_ERROR,
     CaptureError.UNEXPECTED_ERROR,
 }
+
+
+# Capture may still be carrying out a link the client stopped waiting for: an account read that does
+# not show it yet is repeated after these waits, while the Lambda deadline leaves time for a read.
+RECHECK_WAITS = (0.5, 1.0, 2.0)
+# What one more account read is given, beyond the wait before it, when judging the time left.
+RECHECK_READ_SECONDS = 1.0
 
 
 class Reconciliation(StrEnum):
@@ -79,8 +89,12 @@ class Link:
         vault: SecretSealer,
         audit: AuditPublisher,
         clock: Clock,
+        deadline: Deadline,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
+        self._deadline = deadline
+        self._sleep = sleep
         self._profiles = profiles
         self._client = client
         self._sessions = sessions
@@ -131,19 +145,28 @@ class Link:
         Without this, a link made upstream but not heard of would be answered `service_unavailable`,
         and the user's retry would meet a spent token.
         """
-        try:
-            account = self._client.read_account(access_token=access_token)
-        except (ServiceUnavailable, CaptureError, ConfigurationProblem):
-            outcome = Reconciliation.UNKNOWN
-        else:
-            held = any(linked.identifier == identifier for linked in account.profiles)
-            outcome = Reconciliation.LINKED if held else Reconciliation.NOT_LINKED
+        outcome, reads = self._account_holds(access_token, identifier), 1
+        for wait in RECHECK_WAITS:
+            if outcome is not Reconciliation.NOT_LINKED:
+                break
+            if not self._deadline.has_time_for(wait + RECHECK_READ_SECONDS):
+                break
+            self._sleep(wait)
+            outcome, reads = self._account_holds(access_token, identifier), reads + 1
         count_by("LinksReconciled", outcome=outcome.value)
         logger.warning(
             "Link outcome not heard from Capture; account read",
-            extra={"provider": provider, "reconciled": outcome.value},
+            extra={"provider": provider, "reconciled": outcome.value, "account_reads": reads},
         )
         return outcome
+
+    def _account_holds(self, access_token: str, identifier: str) -> Reconciliation:
+        try:
+            account = self._client.read_account(access_token=access_token)
+        except (ServiceUnavailable, CaptureError, ConfigurationProblem):
+            return Reconciliation.UNKNOWN
+        held = any(linked.identifier == identifier for linked in account.profiles)
+        return Reconciliation.LINKED if held else Reconciliation.NOT_LINKED
 
     def _linked(self, session: SessionRecord, identifier: str, provider: str | None) -> TokenResult:
         # The link lives in Capture; the session's list is only what this browser is shown.
