@@ -118,7 +118,7 @@ def test_pin_problems() -> None:
 
 def test_function_requirements_are_pyprojects_without_the_importers(tmp_path: pathlib.Path) -> None:
     names = [requirement.split("==")[0] for requirement in function_requirements()]
-    assert names == ["aws-lambda-powertools[tracer]", "pydantic", "requests", "boto3"]
+    assert names == ["aws-lambda-powertools[tracer]", "pydantic", "requests", "cryptography", "boto3"]
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text('[project]\ndependencies = ["tqdm==4.70.1", "rich>=13", "Tenacity==9.2.1"]\n')
     # A dependency not known to be the importer's counts as the function's (then checked against the list).
