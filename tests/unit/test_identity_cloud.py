@@ -766,3 +766,19 @@ def test_timeouts_are_cut_to_the_lambda_deadline(
         seconds_left=lambda: seconds_left,
     )
     assert client._bounded_timeout() == expected
+
+
+def test_an_account_read_may_be_given_a_shorter_read_timeout_than_configured(
+    server: EmulatorServer, http: requests.Session, emu: IdentityCloudEmulator
+) -> None:
+    """A repeated read after a lost link reply must end within the time the flow judged it has."""
+    client = make_client(server, http, read_timeout=3.0)
+    emu.set_fault("entity", Fault.delay(1.0))
+    access_token = emu.mint_access_token("user-1")
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        client.read_account(access_token=access_token, read_timeout=0.3)
+    assert caught.value.reason == "entity: timeout"
+
+    emu.clear_faults("entity")
+    assert client.read_account(access_token=access_token).uuid  # the configured timeout otherwise

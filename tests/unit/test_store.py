@@ -278,3 +278,12 @@ def test_dynamodb_failures_are_service_unavailable(dynamodb: Any) -> None:
             call()
         assert caught.value.service == "dynamodb"
         assert caught.value.reason.endswith(": ResourceNotFoundException")
+
+
+def test_an_account_unlink_lock_is_held_until_released_or_expired(sessions: SessionStore) -> None:
+    lock = "unlink-lock#abc"
+    assert sessions.lock_account(lock, now=NOW, seconds=30)
+    assert not sessions.lock_account(lock, now=NOW + 29, seconds=30)  # another unlink of the account
+    assert sessions.lock_account(lock, now=NOW + 31, seconds=30)  # left by a killed invocation: expired
+    sessions.unlock_account(lock)
+    assert sessions.lock_account(lock, now=NOW + 32, seconds=30)

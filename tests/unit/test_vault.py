@@ -193,3 +193,21 @@ def test_kms_unavailable_is_service_unavailable(kms: Any, calls: KmsCalls) -> No
     with pytest.raises(ServiceUnavailable, match="generate_data_key: NotFoundException"):
         vault.seal("a secret", session_pk=SESSION, field=FIELD)
     assert calls.operations == ["GenerateDataKey"]
+
+
+def test_a_malformed_value_of_the_earlier_format_is_refused_without_a_kms_call(
+    vault: Vault, calls: KmsCalls
+) -> None:
+    """Not base64: refused as a value that does not open, never an unhandled error (a 500)."""
+    with pytest.raises(ServiceUnavailable, match="malformed"):
+        vault.open("abc", session_pk=SESSION, field=FIELD)
+    assert calls.operations == []
+
+
+def test_a_value_of_the_earlier_format_that_is_not_text_is_refused(
+    vault: Vault, kms: Any, key_id: str
+) -> None:
+    context = {"session": SESSION, "field": FIELD}
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"\xff\xfe not utf-8", EncryptionContext=context)
+    with pytest.raises(ServiceUnavailable, match="not text"):
+        vault.open(base64.b64encode(blob["CiphertextBlob"]).decode(), session_pk=SESSION, field=FIELD)

@@ -196,11 +196,11 @@ class IdentityCloudClient:
         }
         self._capture("link_account_native", "/oauth/link_account_native", body)
 
-    def read_account(self, *, access_token: str) -> CaptureAccount:
+    def read_account(self, *, access_token: str, read_timeout: float | None = None) -> CaptureAccount:
         """The account the Registration access token belongs to (`/entity`), limited to what we use."""
         self._require_capture_flow()
         body = {"access_token": access_token, "attributes": json.dumps(list(ACCOUNT_ATTRIBUTES))}
-        reply = self._capture("entity", "/entity", body)
+        reply = self._capture("entity", "/entity", body, read_timeout=read_timeout)
         try:
             return CaptureAccount.model_validate(reply.get("result"))
         except ValidationError:
@@ -218,10 +218,12 @@ class IdentityCloudClient:
             raise ConfigurationProblem(CAPTURE, "this client has no Capture settings")
         return self._capture_flow
 
-    def _capture(self, endpoint: str, path: str, body: dict[str, str]) -> dict[str, Any]:
+    def _capture(
+        self, endpoint: str, path: str, body: dict[str, str], *, read_timeout: float | None = None
+    ) -> dict[str, Any]:
         """One Capture call: the reply when `stat` is ok, else CaptureError or ServiceUnavailable."""
         with traced(endpoint) as span:
-            reply = self._post(CAPTURE, endpoint, f"{self._capture_base_url}{path}", body)
+            reply = self._post(CAPTURE, endpoint, f"{self._capture_base_url}{path}", body, read_timeout)
             if reply.get("stat") == "ok":
                 span.outcome("ok")
                 return reply
@@ -247,9 +249,11 @@ class IdentityCloudClient:
 
     # ------------------------------------------------------------ transport
 
-    def _post(self, service: str, endpoint: str, url: str, body: dict[str, str]) -> dict[str, Any]:
+    def _post(
+        self, service: str, endpoint: str, url: str, body: dict[str, str], read_timeout: float | None = None
+    ) -> dict[str, Any]:
         started = time.perf_counter()
-        timeout = self._bounded_timeout()
+        timeout = self._bounded_timeout(read_timeout)
         if timeout is None:
             self._log_outage(endpoint, "no_time_left", started)
             raise ServiceUnavailable(service, f"{endpoint}: not enough time left before the Lambda deadline")
@@ -276,7 +280,7 @@ class IdentityCloudClient:
             )
         return reply
 
-    def _bounded_timeout(self) -> tuple[float, float] | None:
+    def _bounded_timeout(self, read_timeout: float | None = None) -> tuple[float, float] | None:
         """The configured timeouts, cut so the call ends before the Lambda deadline.
 
         Without this, a slow upstream lets Lambda kill the invocation and the browser gets a
@@ -284,11 +288,17 @@ class IdentityCloudClient:
         """
         left = self._seconds_left()
         if left is None:
-            return self._timeout
+            return (
+                self._timeout
+                if read_timeout is None
+                else (self._timeout[0], min(self._timeout[1], read_timeout))
+            )
         budget = left - _DEADLINE_MARGIN_SECONDS
         if budget < _MIN_CALL_SECONDS:
             return None
         connect, read = self._timeout
+        if read_timeout is not None:
+            read = min(read, read_timeout)
         return min(connect, budget), min(read, budget)
 
     @staticmethod

@@ -32,8 +32,9 @@ class IdentityCloud(Protocol):
 
     def link_account_native(self, *, token: str, access_token: str) -> None: ...
 
-    def read_account(self, *, access_token: str) -> CaptureAccount:
-        """The account the Registration access token belongs to (Capture `/entity`)."""
+    def read_account(self, *, access_token: str, read_timeout: float | None = None) -> CaptureAccount:
+        """The account the Registration access token belongs to (Capture `/entity`); `read_timeout` caps
+        the configured read timeout."""
         ...
 
     def unlink(self, *, access_token: str, identifier: str) -> None:
@@ -63,6 +64,12 @@ class SessionStorage(Protocol):
     def keep_account_view(self, pk: str, account: AccountSnapshot, *, read_at: int) -> None:
         """The account as Capture showed it at `read_at`; nothing when the session is gone."""
         ...
+
+    def lock_account(self, lock_key: str, *, now: int, seconds: int) -> bool:
+        """Take an account's unlink lock; False while another unlink holds it."""
+        ...
+
+    def unlock_account(self, lock_key: str) -> None: ...
 
     def hold_pending_link(self, pk: str, pending: PendingLink) -> None:
         """Replaces an earlier pending link; ConditionFailed when the session is gone."""

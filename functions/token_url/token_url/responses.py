@@ -30,6 +30,10 @@ _REFUSALS = {
         "the account has no password and this is its only social identity: it is its one way to sign in",
     ),
     ErrorCode.ALREADY_LINKED: (HTTPStatus.CONFLICT, "that identity is already linked to another account"),
+    ErrorCode.REQUEST_IN_PROGRESS: (
+        HTTPStatus.CONFLICT,
+        "another unlink of this account is in progress; try again when it has finished",
+    ),
     ErrorCode.SESSION_EXPIRED: (HTTPStatus.UNAUTHORIZED, "the Registration session has ended"),
     ErrorCode.TOKEN_INVALID: (
         HTTPStatus.BAD_REQUEST,

@@ -185,6 +185,31 @@ class SessionStore:
         except ConditionFailed:
             pass  # signed out meanwhile: nothing to keep it for
 
+    # ---- one unlink at a time per account
+
+    def lock_account(self, lock_key: str, *, now: int, seconds: int) -> bool:
+        """Take an account's unlink lock until `now + seconds`; False while another unlink holds it.
+
+        Two unlinks of one password-less account, each checked against /entity before the other removed
+        anything, could together remove its last way to sign in. A lock left by a killed invocation is
+        taken over once it has expired (DynamoDB's TTL removes such items only eventually).
+        """
+        try:
+            with _dynamodb_call("lock_account"):
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={"pk": {"S": lock_key}, "expires_at": {"N": str(now + seconds)}},
+                    ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                    ExpressionAttributeValues={":now": {"N": str(now)}},
+                )
+        except ConditionFailed:
+            return False
+        return True
+
+    def unlock_account(self, lock_key: str) -> None:
+        with _dynamodb_call("unlock_account"):
+            self._client.delete_item(TableName=self._table, Key={"pk": {"S": lock_key}})
+
     # ---- pending links (link confirmation)
 
     def hold_pending_link(self, pk: str, pending: PendingLink) -> None:

@@ -65,7 +65,7 @@ class Vault:
     def open(self, ciphertext: str, *, session_pk: str, field: str) -> str:
         context = _context(session_pk, field)
         if not ciphertext.startswith(ENVELOPE_PREFIX):
-            return self._decrypt(base64.b64decode(ciphertext), context).decode()
+            return self._open_kms_ciphertext(ciphertext, context)
         encrypted_key, nonce, data = _split_envelope(ciphertext.removeprefix(ENVELOPE_PREFIX))
         data_key = self._decrypt(encrypted_key, context)
         try:
@@ -74,6 +74,17 @@ class Vault:
             # Refused as KMS refuses a ciphertext under another context: the same error as any
             # value that does not open.
             raise ServiceUnavailable(KMS, "decrypt: the sealed data does not open") from None
+
+    def _open_kms_ciphertext(self, encoded: str, context: dict[str, str]) -> str:
+        """A value sealed before envelopes: KMS's ciphertext of the value itself, in base64."""
+        try:
+            blob = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ServiceUnavailable(KMS, "decrypt: the sealed value is malformed") from None
+        try:
+            return self._decrypt(blob, context).decode()
+        except UnicodeDecodeError:
+            raise ServiceUnavailable(KMS, "decrypt: the sealed value is not text") from None
 
     def _decrypt(self, blob: bytes, context: dict[str, str]) -> bytes:
         with traced("kms.decrypt") as span:

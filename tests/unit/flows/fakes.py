@@ -91,6 +91,7 @@ class FakeSessions:
         self.records: dict[str, SessionRecord] = {}
         self.failing: set[str] = set()  # the calls that raise ServiceUnavailable
         self.linked_by_the_service: list[str] = []
+        self.locks: dict[str, int] = {}  # lock key -> expires at
 
     def _call(self, name: str) -> None:
         if name in self.failing:
@@ -125,6 +126,17 @@ class FakeSessions:
         if pk in self.records:
             update = {"account": account, "account_read_at": read_at}
             self.records[pk] = self.records[pk].model_copy(update=update)
+
+    def lock_account(self, lock_key: str, *, now: int, seconds: int) -> bool:
+        self._call("lock_account")
+        if self.locks.get(lock_key, now - 1) >= now:
+            return False
+        self.locks[lock_key] = now + seconds
+        return True
+
+    def unlock_account(self, lock_key: str) -> None:
+        self._call("unlock_account")
+        self.locks.pop(lock_key, None)
 
     def hold_pending_link(self, pk: str, pending: PendingLink) -> None:
         self._call("hold_pending_link")
@@ -209,6 +221,7 @@ class FakeIdentityCloud:
         self.accounts: dict[str, CaptureAccount] = {}  # by Registration access token
         self.account_error: Exception | None = None
         self.unlink_error: Exception | None = None
+        self.read_timeouts: list[float | None] = []
 
     def calls_to(self, name: str) -> list[dict[str, str]]:
         return [arguments for called, arguments in self.calls if called == name]
@@ -230,8 +243,9 @@ class FakeIdentityCloud:
             added = [*account.profiles, CaptureProfile(identifier=identifier, domain=_domain(identifier))]
             self.accounts[access_token] = account.model_copy(update={"profiles": added})
 
-    def read_account(self, *, access_token: str) -> CaptureAccount:
+    def read_account(self, *, access_token: str, read_timeout: float | None = None) -> CaptureAccount:
         self.calls.append(("read_account", {"access_token": access_token}))
+        self.read_timeouts.append(read_timeout)
         if self.account_error is not None:
             raise self.account_error
         if access_token not in self.accounts:

@@ -10,7 +10,7 @@ import pytest
 from tests.unit.flows.fakes import FACEBOOK_ID, GOOGLE_ID, FlowWorld, profile, settings_for_tests
 from token_url.audit import AuditEventType
 from token_url.errors import CaptureError, ServiceUnavailable, SocialLoginError
-from token_url.flows.link import RECHECK_WAITS
+from token_url.flows.link import RECHECK_READ_SECONDS, RECHECK_WAITS
 from token_url.flows.shared import PENDING_LINK_TOKEN_FIELD, session_key
 from token_url.models import CaptureAccount, CaptureProfile, ErrorCode, Intent, LinkDecision, Result
 
@@ -352,6 +352,8 @@ def test_a_link_not_in_the_account_after_its_reply_was_lost_is_an_outage(
     # Read again after each wait, in case Capture was still carrying the link out.
     assert world.cloud.calls_to("read_account") == [{"access_token": ACCESS_TOKEN}] * (1 + len(RECHECK_WAITS))
     assert world.sleeps == list(RECHECK_WAITS)
+    # The repeated reads are cut short, so the time judged left for them holds.
+    assert world.cloud.read_timeouts[-4:] == [None] + [RECHECK_READ_SECONDS] * len(RECHECK_WAITS)
     assert AuditEventType.LINKED not in world.audit.types()
     assert counted("Links") == 0
     assert counted("UpstreamErrors") == 1
@@ -435,7 +437,7 @@ def test_a_link_capture_carries_out_after_the_reply_was_lost_is_found_on_a_later
     world.cloud.calls.clear()
     world.cloud.link_error = reply_lost()
     reads = iter([account_holding(GOOGLE_ID), account_holding(GOOGLE_ID, FACEBOOK_ID)])
-    world.cloud.read_account = lambda *, access_token: next(reads)  # type: ignore[method-assign]
+    world.cloud.read_account = lambda *, access_token, read_timeout=None: next(reads)  # type: ignore[method-assign]
 
     _, result, error = link_token_post(world, session_id)
 

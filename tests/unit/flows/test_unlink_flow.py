@@ -10,6 +10,7 @@ from tests.unit.flows.fakes import FACEBOOK_ID, GOOGLE_ID, FlowWorld
 from token_url.audit import AuditEventType
 from token_url.errors import CaptureError, ServiceUnavailable
 from token_url.flows.shared import session_key
+from token_url.flows.unlink import unlink_lock_key
 from token_url.models import ErrorCode, Intent
 
 ACCESS_TOKEN = "registration-access-token"
@@ -152,3 +153,40 @@ def test_an_unlink_whose_view_cannot_be_kept_still_succeeds(world: FlowWorld) ->
 
     assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is None
     assert world.audit.types()[-1] is AuditEventType.UNLINKED
+
+
+def test_two_unlinks_at_once_cannot_remove_an_accounts_last_way_to_sign_in(world: FlowWorld) -> None:
+    """Each would pass its /entity check before the other removed anything: only one runs at a time."""
+    first = signed_in(world, FACEBOOK_ID, GOOGLE_ID, has_password=False)
+    second = world.capture_session(ACCESS_TOKEN)  # another tab, the same account
+    unlink_in_capture = world.cloud.unlink
+    concurrent: list[ErrorCode | None] = []
+
+    def while_the_first_unlinks(*, access_token: str, identifier: str) -> None:
+        if not concurrent:
+            concurrent.append(world.unlink.unlink(second, identifier=GOOGLE_ID))
+        unlink_in_capture(access_token=access_token, identifier=identifier)
+
+    world.cloud.unlink = while_the_first_unlinks  # type: ignore[method-assign]
+
+    assert world.unlink.unlink(first, identifier=FACEBOOK_ID) is None
+    assert concurrent == [ErrorCode.REQUEST_IN_PROGRESS]
+    assert [p.identifier for p in world.cloud.accounts[ACCESS_TOKEN].profiles] == [GOOGLE_ID]
+    assert world.sessions.locks == {}  # released: the next unlink may run (and is refused as the last)
+    assert world.unlink.unlink(second, identifier=GOOGLE_ID) is ErrorCode.LAST_SIGN_IN_METHOD
+
+
+def test_the_unlink_lock_is_released_when_capture_fails(world: FlowWorld) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    world.cloud.unlink_error = ServiceUnavailable("capture", "unlink_account_native: timeout")
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is ErrorCode.SERVICE_UNAVAILABLE
+    assert world.sessions.locks == {}
+
+
+def test_a_lock_left_by_a_killed_invocation_is_taken_over_once_expired(world: FlowWorld) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    record = world.sessions.records[session_key(session_id)]
+    world.sessions.locks[unlink_lock_key(record)] = world.clock.now() - 1
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is None

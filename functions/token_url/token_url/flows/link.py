@@ -41,19 +41,11 @@ from token_url.observability import count, count_by, count_outcome, logger
 from token_url.ports import AuditPublisher, Clock, IdentityCloud, SecretSealer, SessionStorage
 from token_url.settings import Settings
 
-_EXPIRED_ACCESS_TOKEN_CODES = {CaptureError.INVALID_ACCESS_TOKEN, CaptureError.ACCESS_TOKEN_EXPIRED}
-_CAPTURE_CONFIGURATION_CODES = {
-    CaptureError.MISSING_ARGUMENT,
-    CaptureError.INVALID_ARGUMENT,
-    CaptureError.PERMISSION_ERROR,
-    CaptureError.UNEXPECTED_ERROR,
-}
-
-
 # Capture may still be carrying out a link the client stopped waiting for: an account read that does
 # not show it yet is repeated after these waits, while the Lambda deadline leaves time for a read.
 RECHECK_WAITS = (0.5, 1.0, 2.0)
-# What one more account read is given, beyond the wait before it, when judging the time left.
+# The read timeout of each repeated account read, so that the time it is given before the deadline
+# holds: the work after a found link (session, audit event, replay record) needs the margin left.
 RECHECK_READ_SECONDS = 1.0
 
 
@@ -152,7 +144,8 @@ class Link:
             if not self._deadline.has_time_for(wait + RECHECK_READ_SECONDS):
                 break
             self._sleep(wait)
-            outcome, reads = self._account_holds(access_token, identifier), reads + 1
+            outcome = self._account_holds(access_token, identifier, read_timeout=RECHECK_READ_SECONDS)
+            reads += 1
         count_by("LinksReconciled", outcome=outcome.value)
         logger.warning(
             "Link outcome not heard from Capture; account read",
@@ -160,9 +153,11 @@ class Link:
         )
         return outcome
 
-    def _account_holds(self, access_token: str, identifier: str) -> Reconciliation:
+    def _account_holds(
+        self, access_token: str, identifier: str, *, read_timeout: float | None = None
+    ) -> Reconciliation:
         try:
-            account = self._client.read_account(access_token=access_token)
+            account = self._client.read_account(access_token=access_token, read_timeout=read_timeout)
         except (ServiceUnavailable, CaptureError, ConfigurationProblem):
             return Reconciliation.UNKNOWN
         held = any(linked.identifier == identifier for linked in account.profiles)
@@ -194,13 +189,13 @@ class Link:
                 session_pk=session.pk,
             )
             return TokenResult(error=ErrorCode.ALREADY_LINKED)
-        if error.code in _EXPIRED_ACCESS_TOKEN_CODES:
+        if error.code in CaptureError.ACCESS_TOKEN_REFUSAL_CODES:
             self._sessions.drop_capture_token(session.pk)
             return TokenResult(error=ErrorCode.SESSION_EXPIRED)
         if error.code == CaptureError.ENGAGE_ERROR:
             count("RejectedTokens")
             return TokenResult(error=ErrorCode.TOKEN_INVALID)
-        if error.code in _CAPTURE_CONFIGURATION_CODES:
+        if error.code in CaptureError.CONFIGURATION_CODES:
             raise ConfigurationProblem("capture", f"link_account_native error {error.code}")
         raise ServiceUnavailable("capture", f"link_account_native error {error.code}")
 

@@ -10,6 +10,17 @@ from token_url.flows.shared import log_dependency_failure, session_key
 from token_url.models import AccountSnapshot, CaptureAccount, ErrorCode, SessionRecord
 from token_url.observability import count, count_outcome, logger
 from token_url.ports import AuditPublisher, Clock, IdentityCloud, SessionStorage
+from token_url.secure_values import digest
+
+# Longer than any invocation, so a lock outlives the unlink that holds it, and no longer: a lock left
+# by a killed invocation delays the account's next unlink by this much at most.
+UNLINK_LOCK_SECONDS = 30
+
+
+def unlink_lock_key(record: SessionRecord) -> str:
+    """One lock per account (any of its sessions); a session from before accounts were stored locks itself."""
+    owner = f"account:{record.account_uuid}" if record.account_uuid else f"session:{record.pk}"
+    return f"unlink-lock#{digest('unlink-lock', owner)}"
 
 
 def _is_last_sign_in_method(account: CaptureAccount) -> bool:
@@ -47,6 +58,22 @@ class Unlink:
         record = self._sessions.get(session_key(session_id), now=now) if session_id else None
         if record is None or record.capture_token is None:
             return ErrorCode.UNAUTHORIZED
+        lock = unlink_lock_key(record)
+        if not self._sessions.lock_account(lock, now=now, seconds=UNLINK_LOCK_SECONDS):
+            return ErrorCode.REQUEST_IN_PROGRESS
+        try:
+            return self._unlink_alone(record, identifier, now)
+        finally:
+            self._unlock(lock)
+
+    def _unlock(self, lock: str) -> None:
+        try:
+            self._sessions.unlock_account(lock)
+        except ServiceUnavailable:
+            logger.warning("Unlink lock not released; it expires by itself")
+
+    def _unlink_alone(self, record: SessionRecord, identifier: str, now: int) -> ErrorCode | None:
+        """The account read, its checks and the unlink, with no other unlink of the account between."""
         access_token = self._accounts.access_token(record)
         try:
             account = self._accounts.read(record, access_token)  # Capture's profiles, not the view kept
