@@ -73,6 +73,25 @@ def make_client(
     )
 
 
+def client_at(
+    base_url: str,
+    http: requests.Session,
+    *,
+    timeout: tuple[float, float] = (0.5, 0.5),
+    seconds_left: Callable[[], float | None] = lambda: None,
+) -> IdentityCloudClient:
+    """A client whose Social Login and Capture are both `base_url`, with the test settings."""
+    return IdentityCloudClient(
+        social_login_base_url=base_url,
+        capture_base_url=base_url,
+        capture_flow=CaptureFlow(CLIENT_ID, FLOW, FLOW_VERSION, LOCALE, REDIRECT_URI),
+        api_key=lambda: KEY,
+        http=http,
+        timeout=timeout,
+        seconds_left=seconds_left,
+    )
+
+
 @pytest.fixture
 def client(server: EmulatorServer, http: requests.Session, emu: IdentityCloudEmulator) -> IdentityCloudClient:
     return make_client(server, http)
@@ -212,14 +231,7 @@ def test_unreachable_host_is_service_unavailable(http: requests.Session) -> None
     with socket.socket() as probe:  # a port that nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = IdentityCloudClient(
-        social_login_base_url=f"http://127.0.0.1:{port}",
-        capture_base_url=f"http://127.0.0.1:{port}",
-        capture_flow=CaptureFlow(CLIENT_ID, FLOW, FLOW_VERSION, LOCALE, REDIRECT_URI),
-        api_key=lambda: KEY,
-        http=http,
-        timeout=(0.5, 0.5),
-    )
+    client = client_at(f"http://127.0.0.1:{port}", http)
 
     with pytest.raises(ServiceUnavailable) as caught:
         client.auth_info(token="f" * 40, token_url=TOKEN_URL)
@@ -429,14 +441,7 @@ def test_a_call_that_never_left_says_it_did_not_reach_capture(http: requests.Ses
         "connect_timeout": cast(requests.Session, _Refusing(requests.ConnectTimeout("connect timed out"))),
     }
     for how, session in sessions.items():
-        client = IdentityCloudClient(
-            social_login_base_url=f"http://127.0.0.1:{port}",
-            capture_base_url=f"http://127.0.0.1:{port}",
-            capture_flow=CaptureFlow(CLIENT_ID, FLOW, FLOW_VERSION, LOCALE, REDIRECT_URI),
-            api_key=lambda: KEY,
-            http=session,
-            timeout=(0.5, 0.5),
-        )
+        client = client_at(f"http://127.0.0.1:{port}", session)
 
         with pytest.raises(ServiceUnavailable) as caught:
             client.link_account_native(token="f" * 40, access_token="some-access-token")
@@ -447,15 +452,7 @@ def test_a_call_that_never_left_says_it_did_not_reach_capture(http: requests.Ses
 def test_a_call_not_started_for_want_of_time_says_it_did_not_reach_capture(
     server: EmulatorServer, http: requests.Session, emu: IdentityCloudEmulator
 ) -> None:
-    client = IdentityCloudClient(
-        social_login_base_url=server.url,
-        capture_base_url=server.url,
-        capture_flow=CaptureFlow(CLIENT_ID, FLOW, FLOW_VERSION, LOCALE, REDIRECT_URI),
-        api_key=lambda: KEY,
-        http=http,
-        timeout=(1.0, 1.0),
-        seconds_left=lambda: 1.0,
-    )
+    client = client_at(server.url, http, timeout=(1.0, 1.0), seconds_left=lambda: 1.0)
 
     with pytest.raises(ServiceUnavailable) as caught:
         client.link_account_native(token="f" * 40, access_token="some-access-token")
@@ -688,14 +685,7 @@ class _CannedReply:
     ],
 )
 def test_entity_reply_without_a_usable_account_is_service_unavailable(reply: dict[str, object]) -> None:
-    client = IdentityCloudClient(
-        social_login_base_url="http://127.0.0.1:9",
-        capture_base_url="http://127.0.0.1:9",
-        capture_flow=CaptureFlow(CLIENT_ID, FLOW, FLOW_VERSION, LOCALE, REDIRECT_URI),
-        api_key=lambda: KEY,
-        http=cast(requests.Session, _CannedReply(reply)),
-        timeout=(1.0, 1.0),
-    )
+    client = client_at("http://127.0.0.1:9", cast(requests.Session, _CannedReply(reply)), timeout=(1.0, 1.0))
 
     with pytest.raises(ServiceUnavailable) as caught:
         client.read_account(access_token="canned-access-token")

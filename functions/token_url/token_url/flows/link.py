@@ -216,14 +216,17 @@ class Link:
             self._sessions.hold_pending_link(session.pk, pending)  # replaces an earlier pending link
         except ConditionFailed:
             return TokenResult(error=ErrorCode.SESSION_EXPIRED)  # signed out during auth_info
-        logger.info("Link awaits confirmation", extra={"provider": pending.provider})
-        self._audit.publish(
-            AuditEventType.LINK_CONFIRMATION_REQUESTED,
-            provider=pending.provider,
-            identifier=pending.identifier,
-            session_pk=session.pk,
+        self._announce(
+            AuditEventType.LINK_CONFIRMATION_REQUESTED, "Link awaits confirmation", pending, session.pk
         )
         return TokenResult(result=Result.LINK_PENDING)
+
+    def _announce(self, event: AuditEventType, message: str, pending: PendingLink, session_pk: str) -> None:
+        """A pending link's step: logged (without its identifier) and published as an audit event."""
+        logger.info(message, extra={"provider": pending.provider})
+        self._audit.publish(
+            event, provider=pending.provider, identifier=pending.identifier, session_pk=session_pk
+        )
 
     def pending_link(self, session_id: str) -> PendingLinkView | None:
         """GET /link: the link this session holds for the user to decide on, while it is live."""
@@ -248,13 +251,7 @@ class Link:
         if claimed is None or pending is None:
             return LinkConfirmation(error=ErrorCode.NO_PENDING_LINK)
         if not confirm:
-            logger.info("Pending link cancelled", extra={"provider": pending.provider})
-            self._audit.publish(
-                AuditEventType.LINK_CANCELLED,
-                provider=pending.provider,
-                identifier=pending.identifier,
-                session_pk=claimed.pk,
-            )
+            self._announce(AuditEventType.LINK_CANCELLED, "Pending link cancelled", pending, claimed.pk)
             return LinkConfirmation(decision=LinkDecision.CANCELLED)
         now = self._clock.now()
         if not pending.is_live(now):
