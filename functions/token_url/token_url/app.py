@@ -1,8 +1,5 @@
-"""The Lambda handler: the HTTP API's routes, each one call into a flow and one response.
-
-Built at import, once per container: `wiring.py` makes the clients and flows from the settings,
-`request_guard.py` refuses unsafe requests before the resolver, `responses.py` shapes the answers,
-`error_handlers.py` answers what the routes raise, and the flows live in `flows/`."""
+"""The Lambda handler: the HTTP API's routes, each one call into a flow and one response. What they use
+is built once per container by `wiring.py` (docs/design.md); `snapstart.py` holds the SnapStart hooks."""
 
 from __future__ import annotations
 
@@ -36,11 +33,13 @@ from token_url.models import (
     UnlinkRequest,
 )
 from token_url.observability import logger, metrics, tracer
+from token_url.snapstart import register_runtime_hooks
 from token_url.wiring import build_service, load_settings
 
 service = build_service(load_settings(os.environ))
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app, app_url=lambda: service.settings.app_url)
+register_runtime_hooks(service, app)
 
 
 def _cookie(name: str) -> str | None:

@@ -135,6 +135,15 @@ class IdentityCloudClient:
         self._timeout = timeout
         self._seconds_left = seconds_left
 
+    def use_http_session(self, http: requests.Session) -> None:
+        """Swap in a new Session (after a SnapStart restore), closing the old one's pooled connections."""
+        previous, self._http = self._http, http
+        previous.close()
+
+    def close_connections(self) -> None:
+        """Close the pooled connections; the Session opens new ones when next used."""
+        self._http.close()
+
     # ------------------------------------------------------------ Social Login
 
     def auth_info(self, *, token: str, token_url: str) -> AuthInfo:

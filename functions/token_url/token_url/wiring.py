@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.client import BaseClient
 from botocore.config import Config
 
 from token_url.api_key import ApiKeySource
@@ -47,6 +48,9 @@ class Service:
     deadline: Deadline
     clock: SystemClock
     dynamodb: DynamoDBClient
+    aws_clients: tuple[BaseClient, ...]
+    """Every boto3 client of the container (their pools are renewed after a SnapStart restore)."""
+    identity_cloud: IdentityCloudClient
     api_key_source: ApiKeySource
     audit_trail: AuditTrail
     token_urls: StartTokenUrl
@@ -75,13 +79,16 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 def build_service(settings: Settings) -> Service:
     deadline, clock = Deadline(), SystemClock()
     dynamodb = boto3.client("dynamodb", config=_AWS_CONFIG)
+    secrets_manager = boto3.client("secretsmanager", config=_AWS_CONFIG)
+    events = boto3.client("events", config=_EVENTS_CONFIG)
+    kms = boto3.client("kms", config=_AWS_CONFIG)
     api_key_source = ApiKeySource(
-        secrets_client=boto3.client("secretsmanager", config=_AWS_CONFIG),
+        secrets_client=secrets_manager,
         secret_id=settings.social_login_api_key_secret,
         max_age=settings.secret_max_age_seconds,
     )
     audit_trail = AuditTrail(
-        client=boto3.client("events", config=_EVENTS_CONFIG),
+        client=events,
         bus_name=settings.audit_event_bus,
         handle_key=api_key_source,
         seconds_left=deadline.seconds_left,
@@ -89,7 +96,7 @@ def build_service(settings: Settings) -> Service:
     client = _identity_cloud_client(settings, api_key_source, deadline)
     sessions = SessionStore(client=dynamodb, table=settings.sessions_table)
     nonces = NonceStore(client=dynamodb, table=settings.nonces_table)
-    vault = Vault(kms_client=boto3.client("kms", config=_AWS_CONFIG), key_id=settings.credentials_key_id)
+    vault = Vault(kms_client=kms, key_id=settings.credentials_key_id)
     profiles = ProfileReader(client=client, token_endpoint=settings.token_endpoint)
     accounts = SessionAccounts(client=client, sessions=sessions, vault=vault, clock=clock)
     link = Link(
@@ -118,6 +125,8 @@ def build_service(settings: Settings) -> Service:
         deadline=deadline,
         clock=clock,
         dynamodb=dynamodb,
+        aws_clients=(dynamodb, secrets_manager, events, kms),
+        identity_cloud=client,
         api_key_source=api_key_source,
         audit_trail=audit_trail,
         token_urls=StartTokenUrl(settings=settings, sessions=sessions, nonces=nonces, clock=clock),

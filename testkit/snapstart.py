@@ -1,0 +1,86 @@
+"""A SnapStart snapshot and restore, simulated in one process as the Lambda runtime drives them.
+
+The runtime runs the before-snapshot hooks in the reverse order of their registration and the
+after-restore hooks in order (the registries of `snapshot_restore_py`, or the function's stand-in when
+that is absent). A restore copies memory but not the far end of a socket: `restore` shuts down every
+pooled HTTP connection first, so a connection kept from before the snapshot fails as it would.
+`restored_children` forks: every child is one more restore of the same snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from urllib3.connection import HTTPConnection
+
+from token_url.snapstart import hook_registry
+
+INITIALIZATION_TYPE = "snap-start"
+"""AWS_LAMBDA_INITIALIZATION_TYPE in a SnapStart function's environment, at init and after a restore."""
+
+
+def take_snapshot() -> list[str]:
+    """Run the before-snapshot hooks as the runtime does; the names of those run, in order."""
+    return _run(reversed(hook_registry().get_before_snapshot()))
+
+
+def restore() -> list[str]:
+    """Drop what a restore loses, then run the after-restore hooks; the names of those run, in order."""
+    drop_pooled_connections()
+    return _run(hook_registry().get_after_restore())
+
+
+def _run(hooks: Any) -> list[str]:
+    ran = []
+    for func, args, kwargs in list(hooks):
+        func(*args, **kwargs)
+        ran.append(func.__name__)
+    return ran
+
+
+def pooled_connections() -> list[HTTPConnection]:
+    """Every urllib3 connection of this process (requests' and botocore's) that holds a socket."""
+    return [obj for obj in gc.get_objects() if isinstance(obj, HTTPConnection) and obj.sock is not None]
+
+
+def drop_pooled_connections() -> int:
+    """Shut down every pooled connection's socket, as a restore leaves it: its peer is gone."""
+    connections = pooled_connections()
+    for connection in connections:
+        with contextlib.suppress(OSError):  # already closed by the peer
+            connection.sock.shutdown(socket.SHUT_RDWR)
+    return len(connections)
+
+
+def restored_children(count: int, work: Callable[[], Any]) -> list[Any]:
+    """Fork `count` children from this process (the snapshot); each restores, runs `work` and sends its
+    JSON result back. Call it from a process with no other thread, as the runtime's is."""
+    results = []
+    for _ in range(count):
+        reading, writing = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child's coverage is not collected
+            os.close(reading)
+            status = 0
+            try:
+                restore()
+                payload = json.dumps({"result": work()})
+            except BaseException as error:  # reported to the parent, which raises
+                payload, status = json.dumps({"error": repr(error)}), 1
+            with os.fdopen(writing, "w", encoding="utf-8") as pipe:
+                pipe.write(payload)
+            os._exit(status)
+        os.close(writing)
+        with os.fdopen(reading, encoding="utf-8") as pipe:
+            reply = json.loads(pipe.read() or '{"error": "no reply"}')
+        os.waitpid(child, 0)
+        if "error" in reply:
+            raise RuntimeError(f"a restored child failed: {reply['error']}")
+        results.append(reply["result"])
+    return results
