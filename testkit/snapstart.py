@@ -13,6 +13,7 @@ import contextlib
 import gc
 import json
 import os
+import random
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -58,18 +59,24 @@ def drop_pooled_connections() -> int:
     return len(connections)
 
 
-def restored_children(count: int, work: Callable[[], Any]) -> list[Any]:
+def restored_children(count: int, work: Callable[[], Any], *, run_hooks: bool = True) -> list[Any]:
     """Fork `count` children from this process (the snapshot); each restores, runs `work` and sends its
-    JSON result back. Call it from a process with no other thread, as the runtime's is."""
+    JSON result back. Call it from a process with no other thread, as the runtime's is.
+
+    `run_hooks=False` restores without the after-restore hooks: a control that shows what they change."""
     results = []
+    snapshot_random_state = random.getstate()
     for _ in range(count):
         reading, writing = os.pipe()
         child = os.fork()
         if child == 0:  # pragma: no cover - the child's coverage is not collected
             os.close(reading)
+            # `random` reseeds itself in a forked child (os.register_at_fork); a restore does not.
+            random.setstate(snapshot_random_state)
             status = 0
             try:
-                restore()
+                if run_hooks:
+                    restore()
                 payload = json.dumps({"result": work()})
             except BaseException as error:  # reported to the parent, which raises
                 payload, status = json.dumps({"error": repr(error)}), 1
