@@ -136,5 +136,5 @@ def reconnect(service: Service) -> None:
 
 def renew_container_state(service: Service) -> None:
     """What must differ between containers restored from one snapshot."""
-    random.seed()  # from os.urandom: the X-Ray SDK's and Powertools' sampling use `random`
+    random.seed()  # from os.urandom: Powertools samples debug logs with `random`
     service.api_key_source.clear_cache()  # none is fetched before the snapshot; never trust one that was
