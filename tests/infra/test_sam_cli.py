@@ -38,6 +38,7 @@ from devtools.sam_cli import (
 from devtools.sam_events import ENV_FILE, EVENTS_DIR
 from devtools.template import FUNCTION_ID, TEMPLATE_PATH, function_environment, load_template
 from testkit import lambda_context
+from tests.infra.deployed_template import translated_template
 
 TEMPLATE = TEMPLATE_PATH
 
@@ -80,39 +81,6 @@ def test_sam_validate_lint_reports_a_warning(tmp_path: pathlib.Path) -> None:
     assert result.returncode != 0
     assert LINT_FINDING.search(result.stdout + result.stderr)
     assert "W3005" in result.stdout + result.stderr
-
-
-# SAM's own translator, run by the Python of SAM CLI's environment: the template as CloudFormation gets it.
-_TRANSLATE = """
-import json, sys
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-template = yaml_parse(open(sys.argv[1], encoding="utf-8").read())
-# transform() wants the code in S3, as `sam deploy` gives it; nothing else depends on it.
-template["Resources"]["TokenUrlFunction"]["Properties"]["CodeUri"] = "s3://bucket/key"
-class NoManagedPolicies:
-    def load(self):
-        return {}
-print(json.dumps(transform(template, {}, NoManagedPolicies())))
-"""
-
-
-def translated_template() -> dict[str, Any]:
-    python = sam_executable().parent / "python"
-    if not python.exists():
-        pytest.skip(f"SAM CLI at {sam_executable()} has no Python of its own beside it to run its translator")
-    result = subprocess.run(  # noqa: S603 - SAM CLI's own Python, fixed arguments
-        [str(python), "-c", _TRANSLATE, str(TEMPLATE)],
-        cwd=REPO,
-        env=sam_environment({"AWS_DEFAULT_REGION": "us-east-1"}),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    translated: dict[str, Any] = json.loads(result.stdout)
-    return translated
 
 
 def test_sam_turns_the_execute_api_endpoint_off_exactly_with_a_custom_domain() -> None:

@@ -261,7 +261,10 @@ def test_api_integrations_name_the_function_without_referencing_it(template: dic
             assert integration["type"] == "aws_proxy"
             assert integration["payloadFormatVersion"] == "2.0"
             uri = integration["uri"]["Fn::Sub"]
-            assert uri.endswith(f":function:{function_name}/invocations")
+            # The alias, never $LATEST: only published versions have a snapshot (test_snapstart.py).
+            assert uri.endswith(
+                f":function:{function_name}:{function(template)['AutoPublishAlias']}/invocations"
+            )
     assert routes == set(events(template))
     assert "TokenUrlFunction" not in references(resources(template)["HttpApi"])
 
@@ -621,7 +624,11 @@ def test_every_failure_the_function_counts_has_an_alarm(template: dict[str, Any]
 
 @pytest.mark.parametrize("metric", LAMBDA_FAILURES)
 def test_the_functions_errors_and_throttles_have_alarms(template: dict[str, Any], metric: str) -> None:
-    """Lambda's own failure metrics, for this function: a crash or a throttle is nobody signing in."""
+    """Lambda's own failure metrics, for this function: a crash or a throttle is nobody signing in.
+
+    FunctionName alone aggregates every version and alias, so the alarm covers the `live` alias,
+    whichever version it names; a Resource dimension would tie it to one alias or version.
+    """
     [alarm] = alarms_on(template, "AWS/Lambda", metric)
     assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "TokenUrlFunction"}}]
 
@@ -656,6 +663,7 @@ def test_the_outputs_give_an_operator_what_to_configure_and_find(template: dict[
             {"Fn::Sub": default["Fn::Sub"] + "/token"},
         ]
     }
+    assert outputs["TokenUrlFunctionAliasArn"]["Value"] == {"Ref": "TokenUrlFunction.Alias"}
     assert outputs["SessionsTableName"]["Value"] == {"Ref": "SessionsTable"}
     assert outputs["NoncesTableName"]["Value"] == {"Ref": "NoncesTable"}
     assert outputs["IdempotencyTableName"]["Value"] == {"Ref": "IdempotencyTable"}
@@ -690,8 +698,19 @@ def test_audit_events_are_archived_for_the_retention_parameter(template: dict[st
     assert 1 <= retention["MinValue"] <= retention["Default"] <= retention["MaxValue"]
 
 
+def sam_generated_references(template: dict[str, Any]) -> set[str]:
+    """What SAM lets a template reference of the resources it generates: `<function>.Alias` and
+    `<function>.Version` of a function with AutoPublishAlias."""
+    return {
+        f"{logical_id}.{generated}"
+        for logical_id, resource in tpl.resources_of_type(template, "AWS::Serverless::Function").items()
+        if "AutoPublishAlias" in resource["Properties"]
+        for generated in ("Alias", "Version")
+    }
+
+
 def test_every_reference_resolves(template: dict[str, Any]) -> None:
-    known = set(template["Parameters"]) | set(resources(template))
+    known = set(template["Parameters"]) | set(resources(template)) | sam_generated_references(template)
     for section in ("Resources", "Outputs"):
         for logical_id, value in template[section].items():
             for name in references(value):
