@@ -117,6 +117,12 @@ def test_a_version_is_published_and_the_alias_names_it(
     assert version.properties["FunctionName"] == {"Ref": "TokenUrlFunction"}
 
 
+def test_a_replaced_version_is_deleted_so_no_old_snapshot_stays_billed(deployed: dict[str, Any]) -> None:
+    """SAM retains the versions it publishes by default; each would keep its snapshot cached, and billed."""
+    [version] = resources_of_type(deployed, "AWS::Lambda::Version").values()
+    assert version["DeletionPolicy"] == "Delete"
+
+
 def test_every_api_integration_invokes_the_alias(deployed: dict[str, Any], template: dict[str, Any]) -> None:
     api = deployed["Resources"]["HttpApi"]
     assert api["Type"] == "AWS::ApiGatewayV2::Api"
