@@ -51,6 +51,7 @@ from devtools.template import (
     function_settings,
     http_routes,
     load_template,
+    snapstart_by_default,
 )
 from emulator import (
     DEFAULT_API_KEY,
@@ -389,6 +390,15 @@ class LocalStack:
             from token_url import app  # noqa: PLC0415 - the function reads its environment at import, as in a Lambda init
         except ConfigurationError as exc:
             raise StackError(f"the function refused its settings: {exc}") from exc
+        if snapstart_by_default(template):
+            # As a deployed version with SnapStart: the before-snapshot hooks, then a restore's hooks.
+            from testkit.snapstart import restore, take_snapshot  # noqa: PLC0415 - imports the function
+
+            take_snapshot()
+            restore()
+            self.components.append(
+                ("function", "SnapStart snapshot and restore simulated (docs/snapstart.md)")
+            )
 
         limits = function_settings(template)
         gateway = Gateway(

@@ -212,6 +212,11 @@ def function_settings(template: Mapping[str, Any], function_id: str = FUNCTION_I
     }
 
 
+def snapstart_by_default(template: Mapping[str, Any]) -> bool:
+    """Whether a stack deployed with the template's defaults restores the function from a snapshot."""
+    return bool(template["Parameters"]["SnapStart"]["Default"] == "true")
+
+
 def cors_configuration(template: Mapping[str, Any], api_id: str = "HttpApi") -> dict[str, Any]:
     """The HTTP API's `CorsConfiguration` (its `AllowOrigins` are intrinsics: the caller resolves them)."""
     return dict(template["Resources"][api_id].get("Properties", {}).get("CorsConfiguration", {}))

@@ -176,11 +176,3 @@ def deployed_template(
     """The resources CloudFormation creates for these parameter values: transformed, conditions decided."""
     translated = translated_template(parameters, template_text=template_text, code_uri=code_uri)
     return resolve_conditions(translated, parameters)
-
-
-def resources_of_type(template: Mapping[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {
-        logical_id: resource
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == resource_type
-    }

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from devtools import template as tpl
+from devtools.template import resources_of_type
 from tests.infra.deployed_template import (
     CODE_URI,
     create_only_properties,
     deployed_template,
-    resources_of_type,
 )
 from tests.infra.template_support import function
 
