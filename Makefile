@@ -84,7 +84,8 @@ build: $(SAM_STAMP) $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m devtools.local_stack
 
-# Cold start, warm overhead, calls, connections, memory and artifact, each beside its floor (docs/performance.md):
+# Cold start, the first request after a SnapStart restore, warm overhead, calls, connections, memory and
+# artifact, each beside its floor (docs/performance.md):
 # prints the table, writes test-output/bench.json, exits 1 if a budget does not hold.
 # A few minutes; `make test` runs it once with tiny counts (tests/bench).
 bench: $(STAMP) $(SAM_STAMP)

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from bench import artifact, cold, report
+from bench import artifact, cold, report, restored_first
 from bench.runner import REPO_ROOT, run_json
 from bench.runtime import lambda_like_runtime
 from bench.world import running_world
@@ -52,12 +52,14 @@ def measure(counts: dict[str, int], *, with_artifact: bool = True, quick: bool =
     results["runtime"] = {"python": runtime.version, "like_lambda": runtime.like_lambda}
     with running_world(runtime) as world:
         results["cold_start"] = cold.cold_start(world, counts["cold_samples"])
+        results["restored"] = restored_first.restored_first(world, counts["cold_samples"])
         results["largest_imports"] = cold.largest_imports(world)
         warm, _ = run_json(
             world, ["-m", "bench.warm"], {"warmup": counts["warmup"], "iterations": counts["iterations"]}
         )
         results["calls"] = warm["calls"]
         results["warm"] = report.warm_figures(warm["overhead"])
+        restored_first.compare_with_warm(results["restored"], warm["overhead"])
         by_host = warm["connections"]["by_host"]
         results["xray_entities_sent"] = warm["xray_entities_sent"]
         results["connections"] = {

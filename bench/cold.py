@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
-import random
 import statistics
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
+from bench.measure import ratio_interval
 from bench.runner import PROBE, run_json
 from bench.world import World
 
 TOP_IMPORTS = 10
+# Rounds prepared at a time: the emulator's tokens expire (after 5 minutes), and a full run's rounds
+# on a busy machine could outlast them if all were prepared at the start.
+PREPARED_ROUNDS = 10
+
+Event = dict[str, Any]
+
+
+def prepared_rounds(
+    world: World, rounds: int, flows: tuple[str, ...]
+) -> Iterator[dict[str, tuple[Event, Event]]]:
+    """Per round, each flow's first token POST for the function and for the floor (bench/prepare.py)."""
+    for start in range(0, rounds, PREPARED_ROUNDS):
+        count = min(PREPARED_ROUNDS, rounds - start)
+        prepared, _ = run_json(world, ["-m", "bench.prepare"], dict.fromkeys(flows, count))
+        for index in range(count):
+            yield {
+                flow: (prepared[flow]["function"][index], prepared[flow]["floor"][index]) for flow in flows
+            }
 
 
 def cold_start(world: World, samples: int) -> dict[str, Any]:
-    """`samples` rounds of: the function (init and first sign-in), the init floor, the first-request floor."""
-    prepared, _ = run_json(world, ["-m", "bench.prepare", str(samples)])
+    """`samples` rounds of: the function (init and first sign-in), the init floor, the first-request floor
+    and the required libraries alone."""
     times: dict[str, list[float]] = defaultdict(list)
-    for function_event, floor_event in zip(prepared["function"], prepared["floor"], strict=True):
+    for events in prepared_rounds(world, samples, ("sign_in",)):
+        function_event, floor_event = events["sign_in"]
         function, _ = run_json(world, [str(PROBE), "app"], function_event)
         floor_init, _ = run_json(world, [str(PROBE), "floor-init"], None)
         floor_first, _ = run_json(world, [str(PROBE), "floor-first"], floor_event)
@@ -44,23 +64,11 @@ def cold_start(world: World, samples: int) -> dict[str, Any]:
         "floor_ms": result["init"]["floor_ms"],
         "ratio": libraries / result["init"]["floor_ms"],
         "samples": times["libraries"],
+        # The function's init beside the required libraries' alone, round by round: what is the function's.
+        "init_ratio": result["init"]["ms"] / libraries,
+        "init_ratio_interval": ratio_interval(times["init"], times["libraries"]),
     }
     return result
-
-
-def ratio_interval(values: list[float], floors: list[float], resamples: int = 2000) -> list[float]:
-    """A 95% bootstrap interval of the ratio of medians (rounds resampled in pairs, fixed seed).
-
-    When it straddles a budget, the verdict on that budget is within this machine's noise.
-    """
-    chooser = random.Random(20261125)  # noqa: S311 - resampling, not security
-    rounds = list(zip(values, floors, strict=True))
-    ratios = []
-    for _ in range(resamples):
-        sample = [chooser.choice(rounds) for _ in rounds]
-        ratios.append(statistics.median(v for v, _ in sample) / statistics.median(f for _, f in sample))
-    ratios.sort()
-    return [ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]]
 
 
 def largest_imports(world: World) -> list[dict[str, Any]]:

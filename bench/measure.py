@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.client import BaseClient
+from botocore.endpoint import Endpoint
 
 
 class AwsCallCounter:
@@ -33,6 +36,28 @@ class AwsCallCounter:
 
     def take(self) -> Counter[str]:
         taken, self.calls = self.calls, Counter()
+        return taken
+
+
+class AwsRequestsSent:
+    """Counts the AWS requests that leave the process: botocore's `Endpoint._send`, which it skips when a
+    `before-send` handler answers in-process (as the function's SnapStart warm-up does)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def install(self) -> None:
+        original = Endpoint._send  # type: ignore[attr-defined]
+        counter = self
+
+        def counting(endpoint: Endpoint, request: Any) -> Any:
+            counter.count += 1
+            return original(endpoint, request)
+
+        Endpoint._send = counting  # type: ignore[attr-defined]
+
+    def take(self) -> int:
+        taken, self.count = self.count, 0
         return taken
 
 
@@ -66,3 +91,38 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     ordered = sorted(samples)
     rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
+
+
+# Fixed, so a run's intervals are reproducible from its samples.
+_RESAMPLING_SEED = 20261125
+
+
+def ratio_interval(values: list[float], references: list[float], resamples: int = 2000) -> list[float]:
+    """A 95% bootstrap interval of the ratio of medians, rounds resampled in pairs (same round, same
+    machine state). When it straddles a budget, the verdict on that budget is within this machine's noise.
+    """
+    chooser = random.Random(_RESAMPLING_SEED)  # noqa: S311 - resampling, not security
+    rounds = list(zip(values, references, strict=True))
+    ratios = []
+    for _ in range(resamples):
+        sample = [chooser.choice(rounds) for _ in rounds]
+        ratios.append(statistics.median(v for v, _ in sample) / statistics.median(r for _, r in sample))
+    return _middle_95(ratios, resamples)
+
+
+def unpaired_ratio_interval(
+    values: list[float], references: list[float], resamples: int = 2000
+) -> list[float]:
+    """The same interval for samples not taken in rounds together (each side resampled on its own)."""
+    chooser = random.Random(_RESAMPLING_SEED)  # noqa: S311 - resampling, not security
+    ratios = []
+    for _ in range(resamples):
+        value = statistics.median(chooser.choices(values, k=len(values)))
+        reference = statistics.median(chooser.choices(references, k=len(references)))
+        ratios.append(value / reference)
+    return _middle_95(ratios, resamples)
+
+
+def _middle_95(ratios: list[float], resamples: int) -> list[float]:
+    ratios.sort()
+    return [ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]]

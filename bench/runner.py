@@ -41,13 +41,19 @@ def child_environment(world: World) -> dict[str, str]:
 
 
 def run_json(
-    world: World, arguments: list[str], stdin: Any = None, *, python_flags: list[str] | None = None
+    world: World,
+    arguments: list[str],
+    stdin: Any = None,
+    *,
+    python_flags: list[str] | None = None,
+    extra_environment: dict[str, str] | None = None,
 ) -> Any:
-    """Run `python [flags] arguments` in the function's environment; the last stdout line is its JSON."""
+    """Run `python [flags] arguments` in the function's environment (plus `extra_environment`); the last
+    stdout line is its JSON."""
     completed = subprocess.run(  # noqa: S603 - our interpreter and our modules
         [str(world.runtime.python), "-s", *(python_flags or []), *arguments],
         input=json.dumps(stdin),
-        env=child_environment(world),
+        env={**child_environment(world), **(extra_environment or {})},
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -20,21 +20,32 @@ from typing import Any
 
 from urllib3.connection import HTTPConnection
 
-from token_url.snapstart import hook_registry
-
 INITIALIZATION_TYPE = "snap-start"
 """AWS_LAMBDA_INITIALIZATION_TYPE in a SnapStart function's environment, at init and after a restore."""
 
 
 def take_snapshot() -> list[str]:
     """Run the before-snapshot hooks as the runtime does; the names of those run, in order."""
-    return _run(reversed(hook_registry().get_before_snapshot()))
+    return _run(reversed(_hook_registry().get_before_snapshot()))
 
 
 def restore() -> list[str]:
     """Drop what a restore loses, then run the after-restore hooks; the names of those run, in order."""
     drop_pooled_connections()
-    return _run(hook_registry().get_after_restore())
+    return run_after_restore_hooks()
+
+
+def run_after_restore_hooks() -> list[str]:
+    """The after-restore hooks alone, in order (the part of `restore` that is the function's own work)."""
+    return _run(_hook_registry().get_after_restore())
+
+
+def _hook_registry() -> Any:
+    # Imported when first needed, so a process without the function (the benchmark's floor) can use
+    # `drop_pooled_connections` without importing the function's modules.
+    from token_url.snapstart import hook_registry  # noqa: PLC0415 - see above
+
+    return hook_registry()
 
 
 def _run(hooks: Any) -> list[str]:

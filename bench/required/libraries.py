@@ -2,7 +2,8 @@
 
 A handler module that imports and constructs what the guide requires and nothing else: Powertools'
 Event Handler with validation (one route, one pydantic model), Logger, Tracer, Metrics, Idempotency on
-DynamoDB, Parameters for Secrets Manager, and the same three boto3 clients and requests Session. Its
+DynamoDB, Parameters for Secrets Manager, the same four boto3 clients (EventBridge's for the audit
+events among them) and requests Session, and the cipher the vault needs (cryptography's AES-GCM). Its
 init, beside the floor's, shows how much of the function's init the required libraries take on their
 own, and so how much is the function's.
 """
@@ -21,6 +22,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401 - imported as the vault does
 from pydantic import BaseModel
 
 logger = Logger(service="libraries")
@@ -29,6 +31,7 @@ metrics = Metrics(namespace="Libraries", service="libraries")
 dynamodb = boto3.client("dynamodb")
 kms = boto3.client("kms")
 secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+events = boto3.client("events")
 http = requests.Session()
 persistence = DynamoDBPersistenceLayer(table_name="Idempotency", boto3_client=dynamodb)
 app = APIGatewayHttpResolver(enable_validation=True)

@@ -1,8 +1,9 @@
 """`make bench` once with tiny counts (`--quick`), so it cannot rot: every figure is there, with its floor.
 
 No time is asserted (a shared CI machine's times prove nothing). What does not depend on time is: the
-calls each flow makes equal the floor's (the design's minimum), and the function opens one connection
-per upstream host. The artifact is built only where a python3.13 is found.
+calls each flow makes equal the floor's (the design's minimum), the first request after a SnapStart
+restore makes the warm calls plus the apiKey's one read, nothing is sent before the snapshot, and the
+function opens one connection per upstream host. The artifact is built only where a python3.13 is found.
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from bench.report import ARTIFACT_BYTES
 from devtools.sam_cli import REPO_ROOT
 
 FLOWS = {"sign_in", "link", "replay"}
+RESTORED_FLOWS = ("sign_in", "link")
+# What the SnapStart warm-up builds before the snapshot: none of it may load in a restored first request.
+WARMED_PACKAGES = (
+    "token_url",
+    "aws_lambda_powertools",
+    "botocore",
+    "pydantic",
+    "cryptography",
+    "aws_xray_sdk",
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +55,68 @@ def test_cold_start_has_init_and_first_request_beside_their_floors(quick_run: tu
     assert len(cold["libraries"]["samples"]) == 2
     # A first request that signed in (the probe exits non-zero otherwise) took longer than the floor's init.
     assert min(cold["first"]["samples"]) > min(cold["init"]["floor_samples"])
+
+
+def test_init_is_judged_beside_the_required_libraries_alone(quick_run: tuple[dict, str]) -> None:  # type: ignore[type-arg]
+    results, printed = quick_run
+    libraries = results["cold_start"]["libraries"]
+    assert libraries["init_ratio"] == pytest.approx(results["cold_start"]["init"]["ms"] / libraries["ms"])
+    low, high = libraries["init_ratio_interval"]
+    assert low <= high
+    assert "cold start init vs libraries" in results["budgets"]
+    assert "Cold start: init vs the required libraries alone" in printed
+
+
+@pytest.mark.parametrize("flow", RESTORED_FLOWS)
+def test_the_restored_first_request_is_there_beside_the_floor_and_the_warm_p50(
+    quick_run: tuple[dict, str],  # type: ignore[type-arg]
+    flow: str,
+) -> None:
+    results, printed = quick_run
+    figure = results["restored"][flow]
+    assert len(figure["samples"]) == len(figure["floor_samples"]) == 2
+    assert all(sample > 0 for sample in figure["samples"] + figure["floor_samples"])
+    assert figure["ratio_interval"][0] <= figure["ratio_interval"][1]
+    assert 0 < figure["hooks_ms"] < figure["ms"]
+    assert figure["vs_warm"]["warm_p50_ms"] == results["warm"][flow]["p50_ms"]
+    assert figure["vs_warm"]["ratio_interval"][0] <= figure["vs_warm"]["ratio_interval"][1]
+    for verdict in (f"restored first {flow} vs floor", f"restored first {flow} vs warm"):
+        assert verdict in results["budgets"]
+    assert f"SnapStart restore: hooks + first {flow.replace('_', '-')}" in printed
+
+
+@pytest.mark.parametrize("flow", RESTORED_FLOWS)
+def test_the_restored_first_request_makes_the_warm_calls_and_one_apikey_read(
+    quick_run: tuple[dict, str],  # type: ignore[type-arg]
+    flow: str,
+) -> None:
+    results = quick_run[0]
+    figure = results["restored"][flow]
+    function, floor = figure["calls"]["function"], figure["calls"]["floor"]
+    warm = results["calls"][flow]["function"]
+    assert function["aws"] == floor["aws"] == {**warm["aws"], "secretsmanager:GetSecretValue": 1}
+    assert function["upstream"] == floor["upstream"] == warm["upstream"]
+    assert figure["calls_same_every_round"]
+    # No secret fetched and nothing sent before the snapshot: the warm-up's calls are answered in-process.
+    assert "secretsmanager:GetSecretValue" in figure["calls_before_restore"]["function"]
+    assert figure["aws_requests_sent_before_restore"] == {"function": 0, "floor": 0}
+    assert figure["aws_requests_sent"]["function"] == sum(function["aws"].values())
+
+
+def test_the_modules_a_restored_first_sign_in_imports_are_recorded_and_none_was_warmed(
+    quick_run: tuple[dict, str],  # type: ignore[type-arg]
+) -> None:
+    results, printed = quick_run
+    imported = results["restored"]["sign_in"]["imported"]
+    for names in (
+        imported["function"]["hooks"],
+        imported["function"]["request"],
+        imported["floor"]["request"],
+    ):
+        assert all(isinstance(name, str) for name in names)
+    loaded = imported["function"]["hooks"] + imported["function"]["request"]
+    assert not [name for name in loaded if name.split(".")[0] in WARMED_PACKAGES]
+    assert "modules imported by the hooks" in printed
 
 
 def test_warm_overhead_per_flow_has_p50_p99_and_ratio(quick_run: tuple[dict, str]) -> None:  # type: ignore[type-arg]

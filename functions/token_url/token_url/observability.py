@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_xray_sdk import global_sdk_config  # type: ignore[import-untyped]
 
 SERVICE = "token-url"
 NAMESPACE = "TokenUrl"
@@ -41,6 +42,18 @@ class Span:
 def traced(name: str) -> Iterator[Span]:
     with tracer.provider.in_subsegment(f"## {name}") as subsegment:
         yield Span(subsegment)
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """Nothing recorded by X-Ray inside: work outside any invocation (the SnapStart warm-up), where the
+    SDK would discard every subsegment with a warning."""
+    enabled = global_sdk_config.sdk_enabled()
+    global_sdk_config.set_sdk_enabled(False)
+    try:
+        yield
+    finally:
+        global_sdk_config.set_sdk_enabled(enabled)
 
 
 def count(metric: str) -> None:

@@ -6,11 +6,12 @@ the after-restore hooks before its first request. Without SnapStart the runtime 
 init does no more than it did.
 
 Before the snapshot: do now what a first request would otherwise do lazily (every route's validation
-model, every client's botocore models, the cipher's backend, the resolver's request and response path),
-fetching no secret and opening no connection. After a restore: new connection pools, since the peers of
-any socket in the snapshot are gone, and fresh per-container randomness, since every restored container
-starts from the same `random` state. One-time values, session ids and audit event ids come from
-`secrets` and `uuid4` (os.urandom), which a restore does not repeat.
+model, every client's botocore models and the path of each AWS operation the routes make, the cipher's
+backend, the resolver's request and response path), fetching no secret and opening no connection.
+After a restore: new connection pools, since the peers of any socket in the snapshot are gone, and
+fresh per-container randomness, since every restored container starts from the same `random` state.
+One-time values, session ids and audit event ids come from `secrets` and `uuid4` (os.urandom), which a
+restore does not repeat.
 """
 
 from __future__ import annotations
@@ -18,16 +19,21 @@ from __future__ import annotations
 import importlib
 import os
 import random
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore import xform_name
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.model import Shape
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from token_url.http_forms import parse_form
 from token_url.identity_cloud import new_http_session
-from token_url.observability import logger, metrics
+from token_url.observability import logger, metrics, untraced
 from token_url.wiring import Service
 
 _RUNTIME_LIBRARY = "snapshot_restore_py"
@@ -59,9 +65,13 @@ def warm_up(service: Service, resolver: APIGatewayHttpResolver) -> None:
     resolver.get_openapi_schema()  # builds every route's dependant and body model on the way
     for client in service.aws_clients:
         load_operation_models(client)
+    with untraced():  # no invocation to trace (X-Ray would log each call's subsegment as discarded)
+        for client in service.aws_clients:
+            call_operations_locally(client)
     AESGCM(AESGCM.generate_key(bit_length=256)).encrypt(os.urandom(12), b"", None)  # the OpenSSL backend
     for event in synthetic_requests():
         resolver.resolve(event, cast(LambdaContext, _NoContext()))
+    parse_form(*_MULTIPART_FORM)  # the token POST's multipart parser, whose modules load on first use
     metrics.clear_metrics()  # nothing of the warm-up may reach the first real invocation's metrics
     logger.info("Ready for the snapshot")
 
@@ -84,6 +94,57 @@ def _resolve_shape(shape: Shape | None, seen: set[str]) -> None:
         _resolve_shape(member, seen)
     for part in ("member", "key", "value"):
         _resolve_shape(getattr(shape, part, None), seen)
+
+
+# The AWS operations the routes make, by client, each with the least botocore's validation accepts.
+_WARM_UP_NAME = "snapshot-warm-up"
+_WARM_UP_KEY = {"pk": {"S": _WARM_UP_NAME}}
+ROUTE_OPERATIONS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
+    "dynamodb": (
+        ("GetItem", {"TableName": _WARM_UP_NAME, "Key": _WARM_UP_KEY}),
+        ("PutItem", {"TableName": _WARM_UP_NAME, "Item": _WARM_UP_KEY}),
+        ("UpdateItem", {"TableName": _WARM_UP_NAME, "Key": _WARM_UP_KEY}),
+        ("DeleteItem", {"TableName": _WARM_UP_NAME, "Key": _WARM_UP_KEY}),
+    ),
+    "kms": (
+        ("GenerateDataKey", {"KeyId": _WARM_UP_NAME, "KeySpec": "AES_256"}),
+        ("Decrypt", {"CiphertextBlob": _WARM_UP_NAME.encode()}),
+    ),
+    "secretsmanager": (("GetSecretValue", {"SecretId": _WARM_UP_NAME}),),
+    "events": (("PutEvents", {"Entries": [{"Source": _WARM_UP_NAME, "Detail": "{}"}]}),),
+}
+
+
+def call_operations_locally(client: Any) -> None:
+    """Each operation the routes make on `client`, through botocore's whole path (parameter checks,
+    endpoint rules, event handlers, signing, retry rules, parsing), answered by the process itself: no
+    request leaves it, so no connection is opened and nothing is read. botocore builds and caches what
+    a first call needs on the way (a restored container's first request used to pay for it)."""
+    events = client.meta.events
+    events.register_first("before-send", _answer_locally, unique_id=_WARM_UP_NAME)
+    try:
+        for operation, parameters in ROUTE_OPERATIONS[client.meta.service_model.service_name]:
+            getattr(client, xform_name(operation))(**parameters)
+    finally:  # never left in place: it would answer every real call
+        events.unregister("before-send", unique_id=_WARM_UP_NAME)
+
+
+def _answer_locally(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+    """An empty success, in place of sending `request` (a `before-send` handler's answer is not sent)."""
+    return AWSResponse(request.url, 200, HTTPHeaders(), _EmptyJsonBody())
+
+
+class _EmptyJsonBody:
+    """The raw body botocore reads an AWSResponse's content from."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield b"{}"
+
+
+_MULTIPART_FORM = (
+    "multipart/form-data; boundary=warm-up",
+    b'--warm-up\r\nContent-Disposition: form-data; name="token"\r\n\r\nwarm-up\r\n--warm-up--\r\n',
+)
 
 
 def synthetic_requests() -> list[dict[str, Any]]:
