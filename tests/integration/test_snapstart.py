@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 from botocore.client import BaseClient
+from botocore.endpoint import Endpoint
 
 from testkit import snapstart
 from testkit.browser import Browser
@@ -45,23 +46,27 @@ def test_a_simulated_snapshot_and_restore_run_every_hook_in_the_runtimes_order(
 def test_before_the_snapshot_nothing_leaves_the_process_and_no_secret_is_read(
     app_module: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No moto here: an AWS call, the apiKey's included, would be recorded; a connection attempt refused."""
-    aws_calls: list[str] = []
+    """No moto here. The warm-up takes every AWS operation through its client, answered in-process; a
+    request that reached botocore's sending, the apiKey's included, would be recorded, and a connection
+    attempt refused."""
+    sent: list[str] = []
     connects: list[Any] = []
 
-    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        aws_calls.append(operation)
-        raise AssertionError(f"{operation} called before the snapshot")
+    def recording(endpoint: Endpoint, request: Any) -> Any:
+        sent.append(request.url)
+        raise AssertionError(f"{request.url} sent before the snapshot")
 
     def refusing(sock: socket.socket, address: Any) -> None:
         connects.append(address)
         raise ConnectionRefusedError("no connection before the snapshot")
 
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    monkeypatch.setattr(Endpoint, "_send", recording)
     monkeypatch.setattr(socket.socket, "connect", refusing)
+    app_module.service.api_key_source.clear_cache()
     assert snapstart.take_snapshot() == BEFORE_SNAPSHOT
-    assert aws_calls == []
+    assert sent == []
     assert connects == []
+    assert app_module.service.api_key_source._provider.store == {}  # nothing cached: no apiKey read
 
 
 def test_the_warm_up_builds_every_routes_validation_model(app_module: ModuleType) -> None:
