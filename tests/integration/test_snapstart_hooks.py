@@ -19,7 +19,7 @@ from testkit import snapstart
 from testkit.browser import Browser
 from testkit.events import http_event
 from testkit.lambda_context import FakeLambdaContext
-from token_url.snapstart import hook_registry
+from token_url.snapstart import hook_registry, register_runtime_hooks
 
 BEFORE_SNAPSHOT = ["warm_up", "close_connections"]
 AFTER_RESTORE = ["reconnect", "renew_container_state"]
@@ -163,3 +163,10 @@ def test_the_stand_in_registry_is_used_only_where_the_runtimes_library_is_absent
     assert hook_registry() is runtime_library
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)
     assert hook_registry().__name__ == "token_url.hook_registry"
+
+
+def test_registering_again_replaces_the_earlier_hooks(app_module: ModuleType) -> None:
+    """A handler module imported anew registers its hooks again: only the latest service's may run."""
+    register_runtime_hooks(app_module.service, app_module.app)
+    assert _ours(hook_registry().get_before_snapshot()) == list(reversed(BEFORE_SNAPSHOT))
+    assert _ours(hook_registry().get_after_restore()) == AFTER_RESTORE

@@ -51,10 +51,18 @@ def hook_registry() -> ModuleType:
 def register_runtime_hooks(service: Service, resolver: APIGatewayHttpResolver) -> None:
     """Before-snapshot hooks run in the reverse order of registration, after-restore hooks in order."""
     registry = hook_registry()
+    _forget_earlier_registrations(registry)
     registry.register_before_snapshot(close_connections, service)  # runs last: nothing open in the snapshot
     registry.register_before_snapshot(warm_up, service, resolver)  # runs first
     registry.register_after_restore(reconnect, service)
     registry.register_after_restore(renew_container_state, service)
+
+
+def _forget_earlier_registrations(registry: ModuleType) -> None:
+    """One set of these hooks per process, the latest service's: a handler module imported anew (as
+    tests do) must not leave hooks behind that run against a service nobody uses any more."""
+    for hooks in (registry.get_before_snapshot(), registry.get_after_restore()):
+        hooks[:] = [hook for hook in hooks if getattr(hook[0], "__module__", None) != __name__]
 
 
 # ---------------------------------------------------------------- before the snapshot
