@@ -25,6 +25,13 @@ BEFORE_SNAPSHOT = ["warm_up", "close_connections"]
 AFTER_RESTORE = ["reconnect", "renew_container_state"]
 
 
+@pytest.fixture(autouse=True)
+def hooks_of_the_handler_under_test(app_module: ModuleType) -> None:
+    """The hooks of the handler these tests drive: another test may have imported a handler anew, and
+    registering replaces the hooks of the earlier one (test_registering_again_replaces_the_earlier_hooks)."""
+    register_runtime_hooks(app_module.service, app_module.app)
+
+
 def _ours(hooks: list[Any]) -> list[str]:
     return [func.__name__ for func, _, _ in hooks if func.__module__ == "token_url.snapstart"]
 
