@@ -98,11 +98,16 @@ def _open_connections(session: Any) -> list[Any]:
     ]
 
 
+def _sign_in(browser: Browser, emulator: Any) -> Any:
+    """A sign-in through the handler, which leaves its Identity Cloud connection pooled."""
+    token_url = browser.start("sign_in")
+    return browser.submit_token(token_url, emulator.issue_token(token_url, provider="Google"))
+
+
 def test_the_snapshot_holds_no_pooled_connection(
     browser: Browser, emulator: Any, app_module: ModuleType
 ) -> None:
-    token_url = browser.start("sign_in")
-    browser.submit_token(token_url, emulator.issue_token(token_url, provider="Google"))
+    _sign_in(browser, emulator)
     session = app_module.service.identity_cloud._http
     assert _open_connections(session), "the sign-in kept its Identity Cloud connection"
     snapstart.take_snapshot()
@@ -112,15 +117,13 @@ def test_the_snapshot_holds_no_pooled_connection(
 def test_after_a_restore_no_connection_from_before_the_snapshot_is_reused(
     browser: Browser, emulator: Any, app_module: ModuleType
 ) -> None:
-    token_url = browser.start("sign_in")
-    browser.submit_token(token_url, emulator.issue_token(token_url, provider="Google"))
+    _sign_in(browser, emulator)
     session_before = app_module.service.identity_cloud._http
     kept = snapstart.pooled_connections()
     assert kept
 
     snapstart.restore()
-    token_url = browser.start("sign_in")
-    reply = browser.submit_token(token_url, emulator.issue_token(token_url, provider="Google"))
+    reply = _sign_in(browser, emulator)
 
     assert reply.outcome == {"result": "signed_in"}
     assert app_module.service.identity_cloud._http is not session_before
