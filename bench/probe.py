@@ -12,10 +12,12 @@ handler module:
 
 Prints one JSON line: milliseconds from the start to the end of init, and to the end of the first request.
 
-A restore, as SnapStart's (`FLOW` is `sign_in` or `link`, the event that flow's token POST):
+A restore, as SnapStart's (`FLOW` is `sign_in` or `link`; stdin a list of that flow's token POSTs):
 
 * `restored-app`: init, then the before-snapshot hooks (testkit/snapstart.py's `take_snapshot`); then
   what a restore leaves (every pooled connection dropped), the after-restore hooks, and the first request;
+  then, for a second token POST, the same restore again and the same flow (`again`): a first request
+  after a restore with nothing lazy left, which pays only what every restore must;
 * `restored-floor`: the floor's init, the same drop of connections, no hooks (it has none), and the same
   first request.
 
@@ -39,6 +41,7 @@ import time
 import traceback  # noqa: F401
 import warnings  # noqa: F401
 from collections.abc import Callable  # loaded by the imports above: no cost
+from types import ModuleType  # likewise
 
 # The harness's own stand-in for the runtime's context object, loaded before the clock as the runtime's is.
 from testkit.lambda_context import FakeLambdaContext
@@ -53,7 +56,7 @@ def main() -> None:
     mode = sys.argv[1]
     event = json.loads(sys.stdin.read() or "null")
     if mode.startswith("restored-"):
-        restored(mode, sys.argv[2], event)
+        restored(mode, sys.argv[2], event[0], event[1:])
         return
     started = time.perf_counter()
     if mode == "floor-init":
@@ -96,8 +99,9 @@ def invoke(handler: Handler, event: object, mode: str, flow: str) -> None:
         raise SystemExit(f"{mode}: the first {flow} failed: {response.get('statusCode')} {location}")
 
 
-def restored(mode: str, flow: str, event: object) -> None:
-    """Init and snapshot, a simulated restore, then the first request (see the module's docstring)."""
+def restored(mode: str, flow: str, event: object, again: list[object]) -> None:
+    """Init and snapshot, a simulated restore, then the first request; then, given a second event, the
+    same flow once more after a second restore (see the module's docstring)."""
     # The harness's own modules, before any client is built so that every call is counted.
     from bench.measure import AwsCallCounter, AwsRequestsSent
 
@@ -131,8 +135,10 @@ def restored(mode: str, flow: str, event: object) -> None:
     request_started = time.perf_counter()
     invoke(handler, event, mode, flow)
     finished = time.perf_counter()
-    calls = aws_calls.take()
+    calls, sent = aws_calls.take(), aws_sent.take()
     hooks = hooks_done - restore_started
+    imported_by_request = sorted(set(sys.modules) - modules_after_hooks)
+    again_ms = [restored_again(handler, event, mode, flow, snapstart) for event in again]
     print(
         json.dumps(
             {
@@ -144,13 +150,26 @@ def restored(mode: str, flow: str, event: object) -> None:
                 # Made at the client (the warm-up's are answered in-process), and sent out of the process.
                 "calls_before_restore": dict(sorted(calls_before_restore.items())),
                 "aws_requests_sent_before_restore": sent_before_restore,
-                "aws_requests_sent": aws_sent.take(),
+                "aws_requests_sent": sent,
                 "calls": dict(sorted(calls.items())),
                 "imported_by_hooks": sorted(modules_after_hooks - modules_before),
-                "imported_by_request": sorted(set(sys.modules) - modules_after_hooks),
+                "imported_by_request": imported_by_request,
+                "again": again_ms,
             }
         )
     )
+
+
+def restored_again(handler: Handler, event: object, mode: str, flow: str, snapstart: ModuleType) -> float:
+    """The warm container restored once more (connections dropped, after-restore hooks run), then the
+    same flow: a first request after a restore with nothing left for the snapshot to have done. Its
+    clock is the first request's."""
+    snapstart.drop_pooled_connections()
+    started = time.perf_counter()
+    if mode == "restored-app":
+        snapstart.run_after_restore_hooks()
+    invoke(handler, event, mode, flow)
+    return (time.perf_counter() - started) * 1000
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import json
 import os
 import random
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from urllib3.connection import HTTPConnection
@@ -58,7 +59,22 @@ def _run(hooks: Any) -> list[str]:
 
 def pooled_connections() -> list[HTTPConnection]:
     """Every urllib3 connection of this process (requests' and botocore's) that holds a socket."""
-    return [obj for obj in gc.get_objects() if isinstance(obj, HTTPConnection) and obj.sock is not None]
+    return [obj for obj in _every_container() if isinstance(obj, HTTPConnection) and obj.sock is not None]
+
+
+def _every_container() -> Iterator[object]:
+    """Every object the collector tracks, frozen ones included. `gc.get_objects()` leaves out the permanent
+    generation, where the function freezes what init built (token_url/preload.py), so this also walks
+    what the listed objects, the modules and the running frames refer to."""
+    pending: list[object] = [sys.modules, *sys._current_frames().values(), *gc.get_objects()]
+    seen: set[int] = set()
+    while pending:
+        candidate = pending.pop()
+        if id(candidate) in seen:
+            continue
+        seen.add(id(candidate))
+        yield candidate
+        pending.extend(referent for referent in gc.get_referents(candidate) if gc.is_tracked(referent))
 
 
 def drop_pooled_connections() -> int:

@@ -19,7 +19,10 @@ RESTORED_CALLS = {
 }
 
 
-def restored_flow(ms: float, floor_ms: float, warm_p50_ms: float) -> dict[str, Any]:
+def restored_flow(
+    ms: float, floor_ms: float, warm_p50_ms: float, restored_warm_ms: float | None = None
+) -> dict[str, Any]:
+    again = restored_warm_ms or ms
     return {
         "ms": ms,
         "floor_ms": floor_ms,
@@ -31,6 +34,12 @@ def restored_flow(ms: float, floor_ms: float, warm_p50_ms: float) -> dict[str, A
         "calls": {"function": copy.deepcopy(RESTORED_CALLS), "floor": copy.deepcopy(RESTORED_CALLS)},
         "aws_requests_sent_before_restore": {"function": 0, "floor": 0},
         "imported": {"function": {"hooks": [], "request": ["netrc"]}, "floor": {"request": ["netrc"]}},
+        "vs_restored_warm": {
+            "ms": again,
+            "samples": [again],
+            "ratio": ms / again,
+            "ratio_interval": [ms / again, ms / again],
+        },
         "vs_warm": {
             "warm_p50_ms": warm_p50_ms,
             "ratio": ms / warm_p50_ms,
@@ -104,8 +113,8 @@ def test_within_every_budget_everything_holds() -> None:
         (("cold_start", "libraries", "init_ratio"), 1.06, "cold start init vs libraries"),
         (("restored", "sign_in", "ratio"), 1.16, "restored first sign_in vs floor"),
         (("restored", "link", "ratio"), 1.16, "restored first link vs floor"),
-        (("restored", "sign_in", "vs_warm", "ratio"), 1.26, "restored first sign_in vs warm"),
-        (("restored", "link", "vs_warm", "ratio"), 1.26, "restored first link vs warm"),
+        (("restored", "sign_in", "vs_restored_warm", "ratio"), 1.26, "restored first sign_in vs warm"),
+        (("restored", "link", "vs_restored_warm", "ratio"), 1.26, "restored first link vs warm"),
         (("memory", "growth_bytes"), 5_000_000, "memory growth"),
         (("artifact", "zipped_bytes"), 15_000_000, "artifact zipped"),
         (("artifact", "measured"), False, "artifact zipped"),
@@ -133,7 +142,7 @@ def test_a_figure_over_its_budget_is_reported_over(path: tuple[str, ...], value:
     [
         (("cold_start", "libraries", "init_ratio"), 1.05, "cold start init vs libraries"),
         (("restored", "sign_in", "ratio"), 1.15, "restored first sign_in vs floor"),
-        (("restored", "link", "vs_warm", "ratio"), 1.25, "restored first link vs warm"),
+        (("restored", "link", "vs_restored_warm", "ratio"), 1.25, "restored first link vs warm"),
     ],
 )
 def test_a_figure_at_its_budget_holds(path: tuple[str, ...], value: float, verdict: str) -> None:
@@ -156,8 +165,11 @@ def test_init_and_first_request_beside_the_floor_are_reported_not_judged() -> No
     assert "(reported)" in init_row
 
 
-def test_a_restored_first_request_is_judged_against_the_warm_p50_of_its_own_flow() -> None:
-    restored = {"sign_in": restored_flow(30.0, 28.0, 1.0), "link": restored_flow(30.0, 28.0, 1.0)}
+def test_a_restored_first_request_is_judged_against_its_flow_restored_again_its_warm_p50_reported() -> None:
+    restored = {
+        "sign_in": restored_flow(30.0, 28.0, 1.0, restored_warm_ms=20.0),
+        "link": restored_flow(30.0, 28.0, 1.0, restored_warm_ms=25.0),
+    }
     overhead = {
         "function": {"sign_in": [19.0, 20.0, 21.0], "link": [29.0, 30.0, 31.0]},
         "floor": {"sign_in": [16.0, 17.0, 18.0], "link": [25.0, 26.0, 27.0]},
@@ -170,8 +182,10 @@ def test_a_restored_first_request_is_judged_against_the_warm_p50_of_its_own_flow
     figures = results()
     figures["restored"].update(restored)
     held = verdicts(figures)
-    assert held["restored first sign_in vs warm"] is False
-    assert held["restored first link vs warm"] is True
+    assert held["restored first sign_in vs warm"] is False  # 30 beside 20 restored again: 1.5x
+    assert held["restored first link vs warm"] is True  # 30 beside 25: 1.2x, whatever its warm p50
+    warm_p50_row = next(line for line in table(figures).splitlines() if "sign-in vs its warm p50" in line)
+    assert "(reported)" in warm_p50_row
 
 
 def test_a_warm_flow_over_one_and_a_half_times_its_floor_is_over() -> None:

@@ -88,10 +88,21 @@ def test_the_warm_up_builds_every_routes_validation_model(app_module: ModuleType
 
 def _open_connections(session: Any) -> list[Any]:
     """The connections a requests Session keeps open in its pools."""
+    return _open_in([adapter.poolmanager for adapter in session.adapters.values()])
+
+
+def _handler_connections(app_module: ModuleType) -> list[Any]:
+    """The connections the driven handler keeps open: its Identity Cloud Session's and its AWS clients'.
+    (Not the whole process's: a handler imported anew by another test keeps pools of its own.)"""
+    managers = [client._endpoint.http_session._manager for client in app_module.service.aws_clients]
+    return _open_connections(app_module.service.identity_cloud._http) + _open_in(managers)
+
+
+def _open_in(pool_managers: list[Any]) -> list[Any]:
     pools = [
-        adapter.poolmanager.pools[key]
-        for adapter in session.adapters.values()
-        for key in adapter.poolmanager.pools.keys()  # noqa: SIM118 - urllib3 pools cannot be iterated
+        manager.pools[key]
+        for manager in pool_managers
+        for key in manager.pools.keys()  # noqa: SIM118 - urllib3 pools cannot be iterated
     ]
     return [
         conn for pool in pools for conn in list(pool.pool.queue) if conn is not None and conn.sock is not None
@@ -119,7 +130,7 @@ def test_after_a_restore_no_connection_from_before_the_snapshot_is_reused(
 ) -> None:
     _sign_in(browser, emulator)
     session_before = app_module.service.identity_cloud._http
-    kept = snapstart.pooled_connections()
+    kept = _handler_connections(app_module)
     assert kept
 
     snapstart.restore()
@@ -127,7 +138,7 @@ def test_after_a_restore_no_connection_from_before_the_snapshot_is_reused(
 
     assert reply.outcome == {"result": "signed_in"}
     assert app_module.service.identity_cloud._http is not session_before
-    used_after = snapstart.pooled_connections()
+    used_after = _handler_connections(app_module)
     assert used_after
     assert not any(connection is old for connection in used_after for old in kept)
     assert all(old.sock is None for old in kept)  # closed with the old Session, not left to linger

@@ -12,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from token_url import request_guard, responses
+from token_url import preload, request_guard, responses  # preload first: see its docstring
 from token_url.cookies import BROWSER_COOKIE, SESSION_COOKIE, opaque_cookie
 from token_url.error_handlers import register_error_handlers
 from token_url.http_forms import read_token_callback
@@ -40,6 +40,7 @@ service = build_service(load_settings(os.environ))
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app, app_url=lambda: service.settings.app_url)
 register_runtime_hooks(service, app)
+preload.init_done()  # the routes below add little
 
 
 def _cookie(name: str) -> str | None:

@@ -17,9 +17,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from token_url.errors import ConfigurationProblem, ServiceUnavailable
+from token_url.models import LazyModel
 from token_url.observability import count, logger, traced
 from token_url.secure_values import session_handle
 
@@ -63,7 +64,7 @@ DEFAULT_OUTCOMES: dict[AuditEventType, str] = {
 }
 
 
-class Caller(BaseModel):
+class Caller(LazyModel):
     """What the handler knows of the request behind an outcome; the flows never see HTTP."""
 
     model_config = ConfigDict(frozen=True)
@@ -73,7 +74,7 @@ class Caller(BaseModel):
     user_agent: str | None = None
 
 
-class AuditDetail(BaseModel):
+class AuditDetail(LazyModel):
     """An event's `detail`. Personal data (the profile URL, the IP) but never a secret."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import requests
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable, SocialLoginError
-from token_url.models import AuthInfo, CaptureAccount
+from token_url.models import AuthInfo, CaptureAccount, LazyModel
 from token_url.observability import logger, traced
 from token_url.secure_values import fingerprint
 
@@ -36,18 +36,18 @@ CAPTURE = "capture"
 ACCOUNT_ATTRIBUTES = ("uuid", "displayName", "email", "profiles", "password")
 
 
-class _SocialLoginErr(BaseModel):
+class _SocialLoginErr(LazyModel):
     code: int
     msg: str = ""
 
 
-class _SocialLoginFailure(BaseModel):
+class _SocialLoginFailure(LazyModel):
     model_config = ConfigDict(extra="ignore")
     stat: Literal["fail"]
     err: _SocialLoginErr
 
 
-class _CaptureFailure(BaseModel):
+class _CaptureFailure(LazyModel):
     model_config = ConfigDict(extra="ignore")
     stat: Literal["error"]
     code: int

@@ -16,6 +16,27 @@ SocialLoginToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,
 PrintableSecret = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]+$", min_length=1, max_length=4096)]
 
 
+class LazyModel(BaseModel):
+    """Every shape's base: pydantic builds its validator on first use, not at import, so init builds none
+    and a first request only the ones its route needs (docs/performance.md#init). The SnapStart warm-up
+    builds them all before the snapshot (`build_every_model`)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+def build_every_model() -> int:
+    """Build every LazyModel subclass now; how many were built."""
+    pending = list(LazyModel.__subclasses__())
+    built = 0
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if not model.__pydantic_complete__:
+            model.model_rebuild()
+            built += 1
+    return built
+
+
 class Intent(StrEnum):
     SIGN_IN = "sign_in"
     LINK = "link"
@@ -60,7 +81,7 @@ class ErrorCode(StrEnum):
 # ---------------------------------------------------------------- requests from the browser / servers
 
 
-class _StrictRequest(BaseModel):
+class _StrictRequest(LazyModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -125,18 +146,18 @@ class TokenCallback(_StrictRequest):
 # ---------------------------------------------------------------- responses
 
 
-class TokenUrlResponse(BaseModel):
+class TokenUrlResponse(LazyModel):
     token_url: str
 
 
-class LinkedIdentity(BaseModel):
+class LinkedIdentity(LazyModel):
     """A social identity on the Registration account: its profile URL and the provider's name."""
 
     identifier: str
     provider: str
 
 
-class AccountSummary(BaseModel):
+class AccountSummary(LazyModel):
     """Who is signed in to Registration."""
 
     uuid: str
@@ -144,7 +165,7 @@ class AccountSummary(BaseModel):
     email: str | None
 
 
-class SessionView(BaseModel):
+class SessionView(LazyModel):
     signed_in: Literal[True] = True
     # A social sign-in's profile; null for a Registration session.
     identifier: str | None
@@ -158,31 +179,31 @@ class SessionView(BaseModel):
     expires_at: str
 
 
-class SignedOutView(BaseModel):
+class SignedOutView(LazyModel):
     signed_in: Literal[False] = False
 
 
-class PendingLinkView(BaseModel):
+class PendingLinkView(LazyModel):
     provider: str
     identifier: str
     display_name: str | None
     expires_at: str
 
 
-class LinkConfirmed(BaseModel):
+class LinkConfirmed(LazyModel):
     result: LinkDecision
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(LazyModel):
     error: ErrorCode
     message: str
 
 
-class Unlinked(BaseModel):
+class Unlinked(LazyModel):
     result: Literal["unlinked"] = "unlinked"
 
 
-class CredentialsStored(BaseModel):
+class CredentialsStored(LazyModel):
     stored: Literal[True] = True
     identifier: str
     provider: str
@@ -191,7 +212,7 @@ class CredentialsStored(BaseModel):
 # ---------------------------------------------------------------- upstream (Identity Cloud)
 
 
-class SocialProfile(BaseModel):
+class SocialProfile(LazyModel):
     """The parts of auth_info's profile the service keeps; the rest is left upstream."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -201,7 +222,7 @@ class SocialProfile(BaseModel):
     display_name: str | None = Field(default=None, alias="displayName", max_length=500)
 
 
-class AuthInfo(BaseModel):
+class AuthInfo(LazyModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     profile: SocialProfile
@@ -244,7 +265,7 @@ def provider_for_domain(domain: str) -> str:
     return PROVIDER_BY_DOMAIN.get(domain.lower(), domain)
 
 
-class CaptureProfile(BaseModel):
+class CaptureProfile(LazyModel):
     """One social identity on a Capture account (an element of `/entity`'s `profiles`)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -257,7 +278,7 @@ class CaptureProfile(BaseModel):
         return provider_for_domain(self.domain)
 
 
-class CaptureAccount(BaseModel):
+class CaptureAccount(LazyModel):
     """The signed-in user's Capture record, as `/entity` returns it: only what the service needs.
 
     The `password` attribute is read only to know whether the account has one; its value is dropped.
@@ -295,7 +316,7 @@ def _iso_utc(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-class PendingLink(BaseModel):
+class PendingLink(LazyModel):
     """A link read by auth_info and held on the session until the user confirms or cancels it."""
 
     provider: str
@@ -316,7 +337,7 @@ class PendingLink(BaseModel):
         )
 
 
-class AccountSnapshot(BaseModel):
+class AccountSnapshot(LazyModel):
     """The Registration account as `/entity` last showed it, kept on the session to be shown again."""
 
     uuid: str
@@ -337,7 +358,7 @@ class AccountSnapshot(BaseModel):
         return AccountSummary(uuid=self.uuid, display_name=self.display_name, email=self.email)
 
 
-class SessionRecord(BaseModel):
+class SessionRecord(LazyModel):
     """One browser session, keyed by the SHA-256 of its id (the id itself is never stored)."""
 
     pk: str
@@ -373,7 +394,7 @@ class SessionRecord(BaseModel):
         )
 
 
-class NonceRecord(BaseModel):
+class NonceRecord(LazyModel):
     """A one-time value carried in a token URL, keyed by its SHA-256."""
 
     pk: str
@@ -388,7 +409,7 @@ class NonceRecord(BaseModel):
 # ---------------------------------------------------------------- flow input and output
 
 
-class TokenAttempt(BaseModel):
+class TokenAttempt(LazyModel):
     """One submission of a Social Login token to the token URL.
 
     Only `attempt_key` (a hash of token, one-time value and browser binding) is used by the
@@ -401,7 +422,7 @@ class TokenAttempt(BaseModel):
     browser: OpaqueValue
 
 
-class TokenResult(BaseModel):
+class TokenResult(LazyModel):
     """What a token submission ended in; cached by idempotency, so it holds nothing usable in clear."""
 
     result: Result | None = None

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from token_url.http_forms import parse_form
 from token_url.identity_cloud import new_http_session
+from token_url.models import build_every_model
 from token_url.observability import logger, metrics, untraced
 from token_url.wiring import Service
 
@@ -70,7 +71,8 @@ def _forget_earlier_registrations(registry: ModuleType) -> None:
 
 def warm_up(service: Service, resolver: APIGatewayHttpResolver) -> None:
     """Everything a first request would build, with no outside call: nothing here needs the network."""
-    resolver.get_openapi_schema()  # builds every route's dependant and body model on the way
+    build_every_model()  # built on first use otherwise (models.py)
+    resolver.get_openapi_schema()  # builds every route's dependant on the way
     for client in service.aws_clients:
         load_operation_models(client)
     with untraced():  # no invocation to trace (X-Ray would log each call's subsegment as discarded)

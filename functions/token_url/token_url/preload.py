@@ -1,0 +1,38 @@
+"""The third-party libraries the function runs on, loaded before any module of its own; then the
+cyclic garbage collector is kept out of the way of init (docs/performance.md#init).
+
+Importing the libraries creates most of the objects a container ever holds, and they live as long as
+it does. Each collection walks every object in its generations, so each one that the function's own
+imports and wiring trigger would walk the libraries' objects again, for nothing: at init, that was the
+largest part of what the function's own code cost. So, once they are loaded, `gc.freeze()` moves every
+object alive to the permanent generation, which no collection visits, and collection pauses while the
+function builds its own modules, clients and routes, all of which live as long as the container too;
+`init_done` freezes those as well and turns collection back on. The Python documentation gives the
+same recipe for long-lived objects before fork(), which a SnapStart snapshot resembles. Reference
+counting frees these objects as ever; only a reference cycle among them would stay.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import annotated_types  # noqa: F401 - pydantic's constraints, on the first constrained field
+import aws_xray_sdk.core  # type: ignore[import-untyped]  # noqa: F401 - the Tracer's, loaded when it is built
+import boto3  # noqa: F401
+import botocore.client  # noqa: F401
+import pydantic  # noqa: F401
+import requests  # noqa: F401
+from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: F401
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver  # noqa: F401
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: F401
+from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: F401
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401
+
+gc.freeze()
+gc.disable()
+
+
+def init_done() -> None:
+    """The end of init (app.py): freeze what the function built, and collect as usual from here on."""
+    gc.freeze()
+    gc.enable()
