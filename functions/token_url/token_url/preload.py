@@ -16,17 +16,25 @@ from __future__ import annotations
 
 import gc
 
-import annotated_types  # noqa: F401 - pydantic's constraints, on the first constrained field
-import aws_xray_sdk.core  # type: ignore[import-untyped]  # noqa: F401 - the Tracer's, loaded when it is built
+# Imported to be loaded, not used here; some are parts a library loads only when first used (pydantic
+# loads its own on first attribute access, Powertools its validation when a resolver enables it).
+import annotated_types  # noqa: F401
+import aws_lambda_powertools.event_handler.middlewares.openapi_validation
+import aws_lambda_powertools.logging.correlation_paths
+import aws_lambda_powertools.utilities.idempotency.serialization.pydantic
+import aws_lambda_powertools.utilities.typing  # noqa: F401
+import aws_xray_sdk.core  # type: ignore[import-untyped]  # noqa: F401
 import boto3  # noqa: F401
 import botocore.client  # noqa: F401
-import pydantic  # noqa: F401
+import pydantic.deprecated.config
+import pydantic.plugin._loader  # noqa: F401
 import requests  # noqa: F401
 from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: F401
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver  # noqa: F401
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: F401
 from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: F401
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401
+from pydantic import BaseModel, Field, TypeAdapter  # noqa: F401
 
 gc.freeze()
 gc.disable()
