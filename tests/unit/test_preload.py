@@ -4,16 +4,13 @@ SnapStart warm-up builds every one (token_url/preload.py, token_url/models.py)."
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from devtools.sam_cli import REPO_ROOT
 from tests.function_world import function_environment
+from tests.support import json_answer_of_fresh_python
 
 _INIT_THEN_SNAPSHOT = """
 import gc, json, sys
@@ -62,17 +59,7 @@ def facts() -> dict[str, Any]:
         **function_environment("http://127.0.0.1:9"),
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    completed = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
-        [sys.executable, "-c", _INIT_THEN_SNAPSHOT],
-        env=environment,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    found: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    found: dict[str, Any] = json_answer_of_fresh_python(_INIT_THEN_SNAPSHOT, environment)
     return found
 
 

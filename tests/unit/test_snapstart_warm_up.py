@@ -3,11 +3,8 @@ is loaded before the snapshot, while init without SnapStart does not load it."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -18,8 +15,8 @@ from aws_xray_sdk import global_sdk_config  # type: ignore[import-untyped]
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
-from devtools.sam_cli import REPO_ROOT
 from tests.function_world import function_environment
+from tests.support import json_answer_of_fresh_python
 from token_url.observability import untraced
 from token_url.snapstart import ROUTE_OPERATIONS, call_operations_locally
 
@@ -110,17 +107,7 @@ def test_init_leaves_the_multipart_parser_out_and_the_snapshot_has_it_without_an
         "AWS_ENDPOINT_URL": refused_endpoint,
         "AWS_MAX_ATTEMPTS": "1",
     }
-    completed = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
-        [sys.executable, "-c", _IMPORT_SNAPSHOT_AND_CALL],
-        env=environment,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert json.loads(completed.stdout.strip().splitlines()[-1]) == {
+    assert json_answer_of_fresh_python(_IMPORT_SNAPSHOT_AND_CALL, environment) == {
         "init": False,
         "snapshot": True,
         "sent after": True,
