@@ -21,7 +21,7 @@ from testkit.events import http_event
 from testkit.lambda_context import FakeLambdaContext
 from token_url.snapstart import hook_registry, register_runtime_hooks
 
-BEFORE_SNAPSHOT = ["warm_up", "close_connections"]
+BEFORE_SNAPSHOT = ["warm_up", "close_connections", "collect_init_garbage"]
 AFTER_RESTORE = ["reconnect", "renew_container_state"]
 
 

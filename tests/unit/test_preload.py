@@ -1,6 +1,7 @@
 """Init in a fresh interpreter: the libraries load before the function's own modules and are frozen out
 of the garbage collector's way; collection is back on once init ends; no model is built at init, and the
-SnapStart warm-up builds every one (token_url/preload.py, token_url/models.py)."""
+SnapStart warm-up builds every one; the snapshot holds none of init's garbage; an init that fails leaves
+collection on (token_url/preload.py, token_url/models.py)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,17 @@ from testkit.snapstart import take_snapshot
 take_snapshot()
 unbuilt = [model.__name__ for model in every_model() if not model.__pydantic_complete__]
 facts["not built before the snapshot"] = sorted(unbuilt)
+gc.unfreeze()
+facts["garbage left after the snapshot"] = gc.collect()
 print(json.dumps(facts))
+"""
+
+_INIT_THAT_FAILS = """
+import gc, json
+try:
+    from token_url import app
+except Exception as error:
+    print(json.dumps({"failed with": type(error).__name__, "collecting": gc.isenabled()}))
 """
 
 
@@ -81,3 +92,19 @@ def test_no_model_is_built_at_init_and_the_snapshot_has_them_all(facts: dict[str
     assert facts["models"] >= 20
     assert facts["built at init"] == []
     assert facts["not built before the snapshot"] == []
+
+
+def test_the_snapshot_keeps_none_of_the_garbage_init_left_frozen(facts: dict[str, Any]) -> None:
+    assert facts["garbage left after the snapshot"] == 0
+
+
+def test_an_init_that_fails_leaves_collection_on() -> None:
+    environment = {
+        name: value
+        for name, value in {**os.environ, **function_environment("http://127.0.0.1:9")}.items()
+        if name != "SESSIONS_TABLE"
+    }
+    assert json_answer_of_fresh_python(_INIT_THAT_FAILS, environment) == {
+        "failed with": "ConfigurationError",
+        "collecting": True,
+    }

@@ -36,11 +36,10 @@ from token_url.observability import logger, metrics, tracer
 from token_url.snapstart import register_runtime_hooks
 from token_url.wiring import build_service, load_settings
 
-service = build_service(load_settings(os.environ))
+service = preload.finish_init(lambda: build_service(load_settings(os.environ)))
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app, app_url=lambda: service.settings.app_url)
 register_runtime_hooks(service, app)
-preload.init_done()  # the routes below add little
 
 
 def _cookie(name: str) -> str | None:

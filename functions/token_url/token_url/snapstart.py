@@ -16,6 +16,7 @@ restore does not repeat.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import random
@@ -53,7 +54,8 @@ def register_runtime_hooks(service: Service, resolver: APIGatewayHttpResolver) -
     """Before-snapshot hooks run in the reverse order of registration, after-restore hooks in order."""
     registry = hook_registry()
     _forget_earlier_registrations(registry)
-    registry.register_before_snapshot(close_connections, service)  # runs last: nothing open in the snapshot
+    registry.register_before_snapshot(collect_init_garbage)  # runs last: after everything else let go
+    registry.register_before_snapshot(close_connections, service)  # nothing open in the snapshot
     registry.register_before_snapshot(warm_up, service, resolver)  # runs first
     registry.register_after_restore(reconnect, service)
     registry.register_after_restore(renew_container_state, service)
@@ -193,6 +195,15 @@ def close_connections(service: Service) -> None:
     service.identity_cloud.close_connections()
     for client in service.aws_clients:
         client.close()
+
+
+def collect_init_garbage() -> None:
+    """Free what init left for the collector: preload keeps collection out of init's way, so its garbage
+    was frozen with everything else (docs/performance.md#init). Once per published version, not in a
+    user's path, and every restored container starts with that memory free for its requests."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 # ---------------------------------------------------------------- after a restore
