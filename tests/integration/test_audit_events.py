@@ -136,6 +136,7 @@ def test_a_registration_session_then_a_link_publish_session_created_and_linked(
             provider="Facebook",
             identifier=FACEBOOK_ID,
             session=registration,
+            uuid=emulator.account("user-1")["uuid"],
         )
     ]
 
@@ -156,6 +157,7 @@ def test_a_link_refused_as_already_linked_publishes_link_refused(
             provider="Facebook",
             identifier=FACEBOOK_ID,
             session=registration,
+            uuid=emulator.account("user-1")["uuid"],
         )
     ]
 
@@ -416,8 +418,9 @@ def test_a_held_link_publishes_confirmation_requested_then_linked_or_cancelled(
     sign_in_to_registration(browser, emulator)
     registration = handle(browser)
     aws.audit_events()
-    facebook = {"provider": "Facebook", "identifier": FACEBOOK_ID, "session": registration}
-    twitter = {"provider": "Twitter", "identifier": TWITTER_ID, "session": registration}
+    account = {"session": registration, "uuid": emulator.account("user-1")["uuid"]}
+    facebook = {"provider": "Facebook", "identifier": FACEBOOK_ID, **account}
+    twitter = {"provider": "Twitter", "identifier": TWITTER_ID, **account}
 
     assert link(browser, emulator, FACEBOOK_ID) == {"confirm": "link"}
     token_post = requests_sent[-1]

@@ -15,6 +15,8 @@ from token_url.flows.shared import PENDING_LINK_TOKEN_FIELD, session_key
 from token_url.models import CaptureAccount, CaptureProfile, ErrorCode, Intent, LinkDecision, Result
 
 ACCESS_TOKEN = "registration-access-token"
+# The account the fake Capture names for that token when POST /session reads it.
+ACCOUNT_UUID = f"uuid-of-{ACCESS_TOKEN}"
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def test_a_link_is_made_with_the_sessions_registration_access_token(
     assert world.shown_links(session_id) == [FACEBOOK_ID]
     assert world.audit.events[-1] == (
         AuditEventType.LINKED,
-        {"provider": "Facebook", "identifier": FACEBOOK_ID, "session_pk": pk},
+        {"provider": "Facebook", "identifier": FACEBOOK_ID, "session_pk": pk, "account_uuid": ACCOUNT_UUID},
     )
     assert counted("Links") == 1
 
@@ -82,6 +84,7 @@ def test_an_identity_linked_to_another_account_is_refused_and_audited(
             "provider": "Facebook",
             "identifier": FACEBOOK_ID,
             "session_pk": session_key(session_id),
+            "account_uuid": ACCOUNT_UUID,
         },
     )
     assert counted("LinkConflicts") == 1
@@ -166,7 +169,7 @@ def test_with_confirmation_on_the_link_is_held_not_made(confirming: FlowWorld) -
     assert confirming.vault.open(pending.token, session_pk=pk, field=PENDING_LINK_TOKEN_FIELD) == token
     assert confirming.audit.events[-1] == (
         AuditEventType.LINK_CONFIRMATION_REQUESTED,
-        {"provider": "Facebook", "identifier": FACEBOOK_ID, "session_pk": pk},
+        {"provider": "Facebook", "identifier": FACEBOOK_ID, "session_pk": pk, "account_uuid": ACCOUNT_UUID},
     )
     view = confirming.link.pending_link(session_id)
     assert view is not None
@@ -227,7 +230,12 @@ def test_cancelling_drops_the_held_link_without_an_upstream_call(confirming: Flo
     assert confirming.link.pending_link(session_id) is None
     assert confirming.audit.events[-1] == (
         AuditEventType.LINK_CANCELLED,
-        {"provider": "Facebook", "identifier": FACEBOOK_ID, "session_pk": session_key(session_id)},
+        {
+            "provider": "Facebook",
+            "identifier": FACEBOOK_ID,
+            "session_pk": session_key(session_id),
+            "account_uuid": ACCOUNT_UUID,
+        },
     )
 
 
@@ -312,7 +320,7 @@ def test_a_link_made_in_capture_whose_reply_was_lost_is_linked(
     pk = session_key(session_id)
     assert world.audit.events[-1] == (
         AuditEventType.LINKED,
-        {"provider": "Facebook", "identifier": FACEBOOK_ID, "session_pk": pk},
+        {"provider": "Facebook", "identifier": FACEBOOK_ID, "session_pk": pk, "account_uuid": ACCOUNT_UUID},
     )
     assert counted("Links") == 1
     assert reconciliations(capsys) == ["linked"]

@@ -172,7 +172,11 @@ class Link:
         count("Links")
         logger.info("Linked", extra={"provider": provider})
         self._audit.publish(
-            AuditEventType.LINKED, provider=provider, identifier=identifier, session_pk=session.pk
+            AuditEventType.LINKED,
+            provider=provider,
+            identifier=identifier,
+            session_pk=session.pk,
+            account_uuid=session.account_uuid,
         )
         return TokenResult(result=Result.LINKED)
 
@@ -187,6 +191,7 @@ class Link:
                 provider=provider,
                 identifier=identifier,
                 session_pk=session.pk,
+                account_uuid=session.account_uuid,
             )
             return TokenResult(error=ErrorCode.ALREADY_LINKED)
         if error.code in CaptureError.ACCESS_TOKEN_REFUSAL_CODES:
@@ -217,15 +222,21 @@ class Link:
         except ConditionFailed:
             return TokenResult(error=ErrorCode.SESSION_EXPIRED)  # signed out during auth_info
         self._announce(
-            AuditEventType.LINK_CONFIRMATION_REQUESTED, "Link awaits confirmation", pending, session.pk
+            AuditEventType.LINK_CONFIRMATION_REQUESTED, "Link awaits confirmation", pending, session
         )
         return TokenResult(result=Result.LINK_PENDING)
 
-    def _announce(self, event: AuditEventType, message: str, pending: PendingLink, session_pk: str) -> None:
+    def _announce(
+        self, event: AuditEventType, message: str, pending: PendingLink, session: SessionRecord
+    ) -> None:
         """A pending link's step: logged (without its identifier) and published as an audit event."""
         logger.info(message, extra={"provider": pending.provider})
         self._audit.publish(
-            event, provider=pending.provider, identifier=pending.identifier, session_pk=session_pk
+            event,
+            provider=pending.provider,
+            identifier=pending.identifier,
+            session_pk=session.pk,
+            account_uuid=session.account_uuid,
         )
 
     def pending_link(self, session_id: str) -> PendingLinkView | None:
@@ -251,7 +262,7 @@ class Link:
         if claimed is None or pending is None:
             return LinkConfirmation(error=ErrorCode.NO_PENDING_LINK)
         if not confirm:
-            self._announce(AuditEventType.LINK_CANCELLED, "Pending link cancelled", pending, claimed.pk)
+            self._announce(AuditEventType.LINK_CANCELLED, "Pending link cancelled", pending, claimed)
             return LinkConfirmation(decision=LinkDecision.CANCELLED)
         now = self._clock.now()
         if not pending.is_live(now):
