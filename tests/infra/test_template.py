@@ -77,6 +77,8 @@ NOT_ALARMED = {
     "Outcomes": "each route's outcomes, for dashboards; the failures among them are counted above",
     "LinksReconciled": "a link whose reply was lost, checked with /entity: found, it is answered linked; "
     "not found, it is an outage counted in UpstreamErrors",
+    "UnlinksReconciled": "an unlink whose reply was lost, checked with /entity: gone, it is answered "
+    "unlinked; still there, it is an outage counted in UpstreamErrors",
 }
 LAMBDA_FAILURES = ("Errors", "Throttles")
 RECORDS = {"SessionsTable": SessionRecord, "NoncesTable": NonceRecord}

@@ -16,7 +16,7 @@ from testkit.browser import Browser
 from testkit.logs import LogLines
 from tests.function_world import Aws
 from tests.integration.flows_support import FACEBOOK_ID, sign_in_to_registration
-from token_url.flows.link import RECHECK_WAITS
+from token_url.flows.recheck import RECHECK_WAITS
 
 # Longer than the read timeout: the function stops waiting while the emulator still holds the answer.
 LATE_BY_SECONDS = 1.5

@@ -12,6 +12,7 @@ from testkit.events import http_event
 from testkit.sites import APP_ORIGIN
 from tests.function_world import Aws
 from tests.integration.flows_support import FACEBOOK_ID, GOOGLE_ID, sign_in, sign_in_to_registration
+from token_url.flows.recheck import RECHECK_WAITS
 
 
 def unlink(browser: Browser, identifier: str = FACEBOOK_ID) -> Reply:
@@ -169,6 +170,43 @@ def test_capture_failing_is_an_outage_or_our_configuration_and_keeps_the_token(
     [item] = aws.items("SessionsTable")
     assert "capture_token" in item
     assert emulator.linked_identities("user-1") == [GOOGLE_ID, FACEBOOK_ID]
+
+
+# Longer than the function's read timeout here (tests/function_world.py): the emulator still holds the
+# reply when the function stops waiting for it.
+LATE_BY_SECONDS = 1.5
+
+
+def test_an_unlink_made_whose_reply_came_too_late_is_unlinked(
+    browser: Browser, emulator: IdentityCloudEmulator, aws: Aws, two_links: str
+) -> None:
+    reads_before = len(emulator.calls_to("entity"))
+    emulator.set_fault("unlink_account_native", Fault.late_reply(LATE_BY_SECONDS))
+
+    reply = unlink(browser)
+
+    assert (reply.status, reply.json()) == (200, {"result": "unlinked"})
+    assert emulator.linked_identities("user-1") == [GOOGLE_ID]
+    assert len(emulator.calls_to("unlink_account_native")) == 1
+    # The read of the checks, then one after the lost reply, which showed the unlink.
+    assert len(emulator.calls_to("entity")) - reads_before == 2
+    assert [event["detail-type"] for event in aws.audit_events()][-1] == "Unlinked"
+    assert browser.session().json()["linked"] == [{"identifier": GOOGLE_ID, "provider": "Google"}]
+
+
+def test_an_unlink_not_made_whose_reply_was_lost_is_service_unavailable(
+    browser: Browser, emulator: IdentityCloudEmulator, aws: Aws, two_links: str
+) -> None:
+    reads_before = len(emulator.calls_to("entity"))
+    emulator.set_fault("unlink_account_native", Fault.http_500())
+
+    reply = unlink(browser)
+
+    assert (reply.status, reply.json()["error"]) == (503, "service_unavailable")
+    assert emulator.linked_identities("user-1") == [GOOGLE_ID, FACEBOOK_ID]
+    # The read of the checks, then one after the lost reply and one after each wait.
+    assert len(emulator.calls_to("entity")) - reads_before == 2 + len(RECHECK_WAITS)
+    assert "Unlinked" not in [event["detail-type"] for event in aws.audit_events()]
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from token_url.flows.account import SessionAccounts
 from token_url.flows.credentials import StoreCredentials
 from token_url.flows.link import Link
 from token_url.flows.profile import ProfileReader
+from token_url.flows.recheck import AccountRecheck
 from token_url.flows.sessions import Sessions
 from token_url.flows.shared import SystemClock
 from token_url.flows.sign_in import SignIn
@@ -99,6 +100,7 @@ def build_service(settings: Settings) -> Service:
     vault = Vault(kms_client=kms, key_id=settings.credentials_key_id)
     profiles = ProfileReader(client=client, token_endpoint=settings.token_endpoint)
     accounts = SessionAccounts(client=client, sessions=sessions, vault=vault, clock=clock)
+    recheck = AccountRecheck(client=client, deadline=deadline)
     link = Link(
         settings=settings,
         profiles=profiles,
@@ -107,7 +109,7 @@ def build_service(settings: Settings) -> Service:
         vault=vault,
         audit=audit_trail,
         clock=clock,
-        deadline=deadline,
+        recheck=recheck,
     )
     sign_in = SignIn(settings=settings, profiles=profiles, sessions=sessions, vault=vault, audit=audit_trail)
     token_post = TokenPost(
@@ -141,7 +143,14 @@ def build_service(settings: Settings) -> Service:
             clock=clock,
             max_lifetime_seconds=settings.session_ttl_seconds,
         ),
-        unlink=Unlink(client=client, accounts=accounts, sessions=sessions, audit=audit_trail, clock=clock),
+        unlink=Unlink(
+            client=client,
+            accounts=accounts,
+            sessions=sessions,
+            audit=audit_trail,
+            clock=clock,
+            recheck=recheck,
+        ),
         credentials=StoreCredentials(client=client, audit=audit_trail),
     )
 

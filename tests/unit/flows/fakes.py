@@ -4,6 +4,7 @@ and `FlowWorld`, the flows wired to them as wiring.py wires the real ones."""
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from token_url.flows.account import SessionAccounts
 from token_url.flows.credentials import StoreCredentials
 from token_url.flows.link import Link
 from token_url.flows.profile import ProfileReader
+from token_url.flows.recheck import AccountRecheck
 from token_url.flows.sessions import Sessions
 from token_url.flows.sign_in import SignIn
 from token_url.flows.start import StartTokenUrl
@@ -43,6 +45,14 @@ from token_url.models import (
 from token_url.settings import Settings
 
 NOW = 1_900_000_000
+
+
+def outcomes_printed(printed: str, metric: str) -> list[str]:
+    """The `outcome` of every data point of `metric` in printed output (each is one EMF line)."""
+    blobs = [json.loads(line) for line in printed.splitlines() if line.startswith('{"_aws"')]
+    return [blob["outcome"] for blob in blobs if metric in blob]
+
+
 FACEBOOK_ID = "https://www.facebook.com/profile.php?id=100"
 GOOGLE_ID = "https://profiles.google.com/200"
 
@@ -316,6 +326,7 @@ class FlowWorld:
         self.token_urls = StartTokenUrl(
             settings=self.settings, sessions=self.sessions, nonces=self.nonces, clock=self.clock
         )
+        self.recheck = AccountRecheck(client=self.cloud, deadline=self.deadline, sleep=self.sleeps.append)
         self.link = Link(
             settings=self.settings,
             profiles=profiles,
@@ -324,8 +335,7 @@ class FlowWorld:
             vault=self.vault,
             audit=self.audit,
             clock=self.clock,
-            deadline=self.deadline,
-            sleep=self.sleeps.append,
+            recheck=self.recheck,
         )
         sign_in = SignIn(
             settings=self.settings,
@@ -363,6 +373,7 @@ class FlowWorld:
             sessions=self.sessions,
             audit=self.audit,
             clock=self.clock,
+            recheck=self.recheck,
         )
         self.credentials = StoreCredentials(client=self.cloud, audit=self.audit)
         if remaining_ms is not None:  # what wiring.Service.begin_invocation does

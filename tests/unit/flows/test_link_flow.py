@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pytest
 
-from tests.unit.flows.fakes import FACEBOOK_ID, GOOGLE_ID, FlowWorld, profile, settings_for_tests
+from tests.unit.flows.fakes import (
+    FACEBOOK_ID,
+    GOOGLE_ID,
+    FlowWorld,
+    outcomes_printed,
+    profile,
+    settings_for_tests,
+)
 from token_url.audit import AuditEventType
 from token_url.errors import CaptureError, ServiceUnavailable, SocialLoginError
-from token_url.flows.link import RECHECK_READ_SECONDS, RECHECK_WAITS
+from token_url.flows.recheck import RECHECK_READ_SECONDS, RECHECK_WAITS
 from token_url.flows.shared import PENDING_LINK_TOKEN_FIELD, session_key
 from token_url.models import CaptureAccount, CaptureProfile, ErrorCode, Intent, LinkDecision, Result
 
@@ -300,9 +306,8 @@ def account_holding(*identifiers: str) -> CaptureAccount:
 
 
 def reconciliations(capsys: pytest.CaptureFixture[str]) -> list[str]:
-    """The outcome of every LinksReconciled data point printed so far (each is one EMF line)."""
-    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
-    return [blob["outcome"] for blob in blobs if "LinksReconciled" in blob]
+    """The outcome of every LinksReconciled data point printed so far."""
+    return outcomes_printed(capsys.readouterr().out, "LinksReconciled")
 
 
 def test_a_link_made_in_capture_whose_reply_was_lost_is_linked(

@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.unit.flows.fakes import FACEBOOK_ID, GOOGLE_ID, FlowWorld
+from tests.unit.flows.fakes import FACEBOOK_ID, GOOGLE_ID, FlowWorld, outcomes_printed
 from token_url.audit import AuditEventType
 from token_url.errors import CaptureError, ServiceUnavailable
+from token_url.flows.recheck import RECHECK_READ_SECONDS, RECHECK_WAITS
 from token_url.flows.shared import session_key
 from token_url.flows.unlink import unlink_lock_key
-from token_url.models import ErrorCode, Intent
+from token_url.models import CaptureAccount, ErrorCode, Intent
 
 ACCESS_TOKEN = "registration-access-token"
 
@@ -190,3 +191,132 @@ def test_a_lock_left_by_a_killed_invocation_is_taken_over_once_expired(world: Fl
     world.sessions.locks[unlink_lock_key(record)] = world.clock.now() - 1
 
     assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is None
+
+
+# ---------------------------------------------------------------- an unlink whose reply was lost
+
+
+def reply_lost() -> ServiceUnavailable:
+    """unlink_account_native sent, and then nothing heard (a read timeout, a reset, an HTTP 500 page)."""
+    return ServiceUnavailable("capture", "unlink_account_native: timeout", may_have_reached=True)
+
+
+def unlinked_but_reply_lost(world: FlowWorld) -> None:
+    """Capture carries the unlink out, and the reply never reaches the function."""
+    unlink_in_capture = world.cloud.unlink
+
+    def unlink_then_lose_the_reply(*, access_token: str, identifier: str) -> None:
+        unlink_in_capture(access_token=access_token, identifier=identifier)
+        raise reply_lost()
+
+    world.cloud.unlink = unlink_then_lose_the_reply  # type: ignore[method-assign]
+
+
+def reconciliations(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The outcome of every UnlinksReconciled data point printed so far."""
+    return outcomes_printed(capsys.readouterr().out, "UnlinksReconciled")
+
+
+def test_an_unlink_made_in_capture_whose_reply_was_lost_is_unlinked(
+    world: FlowWorld, counted: Callable[[str], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    world.cloud.calls.clear()  # POST /session's own account read is not the unlink's
+    unlinked_but_reply_lost(world)
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is None
+
+    # One read before the unlink (its checks), one after it (the reconciliation).
+    assert len(world.cloud.calls_to("read_account")) == 2
+    assert world.sleeps == []
+    reads = len(world.cloud.calls_to("read_account"))
+    assert world.shown_links(session_id) == [GOOGLE_ID]  # the kept view is refreshed, as any unlink's
+    assert len(world.cloud.calls_to("read_account")) == reads
+    assert world.audit.types()[-1] is AuditEventType.UNLINKED
+    assert counted("Unlinks") == 1
+    assert reconciliations(capsys) == ["unlinked"]
+
+
+def test_an_unlink_still_on_the_account_after_its_reply_was_lost_is_an_outage(
+    world: FlowWorld, counted: Callable[[str], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    world.cloud.calls.clear()  # POST /session's own account read is not the unlink's
+    world.cloud.unlink_error = reply_lost()
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is ErrorCode.SERVICE_UNAVAILABLE
+
+    # Read again after each wait, in case Capture was still carrying the unlink out.
+    assert len(world.cloud.calls_to("read_account")) == 2 + len(RECHECK_WAITS)
+    assert world.sleeps == list(RECHECK_WAITS)
+    assert world.cloud.read_timeouts[-len(RECHECK_WAITS) :] == [RECHECK_READ_SECONDS] * len(RECHECK_WAITS)
+    assert AuditEventType.UNLINKED not in world.audit.types()
+    assert counted("Unlinks") == 0
+    assert reconciliations(capsys) == ["still_linked"]
+    assert world.sessions.locks == {}
+
+
+def test_an_unlink_capture_carries_out_after_the_reply_was_lost_is_found_on_a_later_read(
+    world: FlowWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Capture still working on the request when the client gave up: the change shows on a later read."""
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    world.cloud.unlink_error = reply_lost()
+    read_account = world.cloud.read_account
+    reads_after_the_unlink = 0
+
+    def read_while_capture_catches_up(
+        *, access_token: str, read_timeout: float | None = None
+    ) -> CaptureAccount:
+        nonlocal reads_after_the_unlink
+        if world.cloud.calls_to("unlink"):
+            reads_after_the_unlink += 1
+            if reads_after_the_unlink == 2:  # Capture finishes between the first and the second look
+                world.registration_account(ACCESS_TOKEN, GOOGLE_ID)
+        return read_account(access_token=access_token, read_timeout=read_timeout)
+
+    world.cloud.read_account = read_while_capture_catches_up  # type: ignore[method-assign]
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is None
+    assert world.sleeps == [RECHECK_WAITS[0]]
+    assert world.audit.types()[-1] is AuditEventType.UNLINKED
+    assert reconciliations(capsys) == ["unlinked"]
+
+
+@pytest.mark.parametrize(
+    "entity_failure",
+    [
+        ServiceUnavailable("capture", "entity: timeout", may_have_reached=True),
+        CaptureError("entity", CaptureError.API_LIMIT_ERROR, "api_limit_error", "request-2"),
+    ],
+    ids=["outage", "capture_error"],
+)
+def test_a_lost_unlink_reply_with_the_account_unreadable_is_an_outage(
+    world: FlowWorld, capsys: pytest.CaptureFixture[str], entity_failure: Exception
+) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    unlink_in_capture = world.cloud.unlink
+
+    def unlink_then_capture_fails(*, access_token: str, identifier: str) -> None:
+        unlink_in_capture(access_token=access_token, identifier=identifier)
+        world.cloud.account_error = entity_failure
+        raise reply_lost()
+
+    world.cloud.unlink = unlink_then_capture_fails  # type: ignore[method-assign]
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is ErrorCode.SERVICE_UNAVAILABLE
+    assert world.sleeps == []  # nothing to wait for: /entity cannot say
+    assert AuditEventType.UNLINKED not in world.audit.types()
+    assert reconciliations(capsys) == ["unknown"]
+
+
+def test_an_unlink_that_never_reached_capture_is_not_looked_for(
+    world: FlowWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session_id = signed_in(world, FACEBOOK_ID, GOOGLE_ID)
+    world.cloud.calls.clear()
+    world.cloud.unlink_error = ServiceUnavailable("capture", "unlink_account_native: ConnectionError")
+
+    assert world.unlink.unlink(session_id, identifier=FACEBOOK_ID) is ErrorCode.SERVICE_UNAVAILABLE
+    assert len(world.cloud.calls_to("read_account")) == 1  # the checks' read only
+    assert reconciliations(capsys) == []

@@ -4,21 +4,20 @@ The token POST of a link either links at once or, with LINK_CONFIRMATION=on, hol
 session until the user confirms or cancels it (GET and POST /link, docs/link-confirmation.md).
 
 When link_account_native fails after the request may have reached Capture, the account is read with
-/entity before answering: the user is told `linked` if Capture holds the identity, as it may.
+/entity before answering (flows/recheck.py): the user is told `linked` if Capture holds the identity,
+as it may.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 from token_url.audit import AuditEventType
-from token_url.deadline import Deadline
 from token_url.errors import CaptureError, ConditionFailed, ConfigurationProblem, ServiceUnavailable
 from token_url.flows.profile import ProfileReader
+from token_url.flows.recheck import AccountRecheck
 from token_url.flows.shared import (
     CAPTURE_TOKEN_FIELD,
     PENDING_LINK_TOKEN_FIELD,
@@ -41,13 +40,6 @@ from token_url.observability import count, count_by, count_outcome, logger
 from token_url.ports import AuditPublisher, Clock, IdentityCloud, SecretSealer, SessionStorage
 from token_url.settings import Settings
 
-# Capture may still be carrying out a link the client stopped waiting for: an account read that does
-# not show it yet is repeated after these waits, while the Lambda deadline leaves time for a read.
-RECHECK_WAITS = (0.5, 1.0, 2.0)
-# The read timeout of each repeated account read, so that the time it is given before the deadline
-# holds: the work after a found link (session, audit event, replay record) needs the margin left.
-RECHECK_READ_SECONDS = 1.0
-
 
 class Reconciliation(StrEnum):
     """What /entity said after a link_account_native whose outcome was not heard."""
@@ -55,6 +47,13 @@ class Reconciliation(StrEnum):
     LINKED = "linked"  # the account holds the identity: the link was made
     NOT_LINKED = "not_linked"  # it does not: the outage stands
     UNKNOWN = "unknown"  # /entity failed too: the outage stands
+
+
+_RECONCILIATIONS = {
+    True: Reconciliation.LINKED,
+    False: Reconciliation.NOT_LINKED,
+    None: Reconciliation.UNKNOWN,
+}
 
 
 @dataclass(frozen=True)
@@ -81,12 +80,10 @@ class Link:
         vault: SecretSealer,
         audit: AuditPublisher,
         clock: Clock,
-        deadline: Deadline,
-        sleep: Callable[[float], None] = time.sleep,
+        recheck: AccountRecheck,
     ) -> None:
         self._settings = settings
-        self._deadline = deadline
-        self._sleep = sleep
+        self._recheck = recheck
         self._profiles = profiles
         self._client = client
         self._sessions = sessions
@@ -137,31 +134,14 @@ class Link:
         Without this, a link made upstream but not heard of would be answered `service_unavailable`,
         and the user's retry would meet a spent token.
         """
-        outcome, reads = self._account_holds(access_token, identifier), 1
-        for wait in RECHECK_WAITS:
-            if outcome is not Reconciliation.NOT_LINKED:
-                break
-            if not self._deadline.has_time_for(wait + RECHECK_READ_SECONDS):
-                break
-            self._sleep(wait)
-            outcome = self._account_holds(access_token, identifier, read_timeout=RECHECK_READ_SECONDS)
-            reads += 1
+        recheck = self._recheck.shows(access_token, identifier, linked=True)
+        outcome = _RECONCILIATIONS[recheck.shown]
         count_by("LinksReconciled", outcome=outcome.value)
         logger.warning(
             "Link outcome not heard from Capture; account read",
-            extra={"provider": provider, "reconciled": outcome.value, "account_reads": reads},
+            extra={"provider": provider, "reconciled": outcome.value, "account_reads": recheck.reads},
         )
         return outcome
-
-    def _account_holds(
-        self, access_token: str, identifier: str, *, read_timeout: float | None = None
-    ) -> Reconciliation:
-        try:
-            account = self._client.read_account(access_token=access_token, read_timeout=read_timeout)
-        except (ServiceUnavailable, CaptureError, ConfigurationProblem):
-            return Reconciliation.UNKNOWN
-        held = any(linked.identifier == identifier for linked in account.profiles)
-        return Reconciliation.LINKED if held else Reconciliation.NOT_LINKED
 
     def _linked(self, session: SessionRecord, identifier: str, provider: str | None) -> TokenResult:
         # The link lives in Capture; the session's list is only what this browser is shown.

@@ -1,14 +1,22 @@
 """POST /unlink: remove a social identity from the signed-in Registration account (Capture's
-unlink_account_native), never the account's last way to sign in."""
+unlink_account_native), never the account's last way to sign in.
+
+When unlink_account_native fails after the request may have reached Capture, the account is read with
+/entity before answering (flows/recheck.py): the user is told the identity is unlinked if Capture no
+longer holds it, as it may.
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from token_url.audit import AuditEventType
 from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable
 from token_url.flows.account import AccessTokenRefused, SessionAccounts, capture_failure
+from token_url.flows.recheck import AccountRecheck
 from token_url.flows.shared import log_dependency_failure, session_key
-from token_url.models import AccountSnapshot, CaptureAccount, ErrorCode, SessionRecord
-from token_url.observability import count, count_outcome, logger
+from token_url.models import AccountSnapshot, CaptureAccount, CaptureProfile, ErrorCode, SessionRecord
+from token_url.observability import count, count_by, count_outcome, logger
 from token_url.ports import AuditPublisher, Clock, IdentityCloud, SessionStorage
 from token_url.secure_values import digest
 
@@ -21,6 +29,21 @@ def unlink_lock_key(record: SessionRecord) -> str:
     """One lock per account (any of its sessions); a session from before accounts were stored locks itself."""
     owner = f"account:{record.account_uuid}" if record.account_uuid else f"session:{record.pk}"
     return f"unlink-lock#{digest('unlink-lock', owner)}"
+
+
+class UnlinkReconciliation(StrEnum):
+    """What /entity said after an unlink_account_native whose outcome was not heard."""
+
+    UNLINKED = "unlinked"  # the account no longer holds the identity: the unlink was made
+    STILL_LINKED = "still_linked"  # it still does: the outage stands
+    UNKNOWN = "unknown"  # /entity failed too: the outage stands
+
+
+_RECONCILIATIONS = {
+    True: UnlinkReconciliation.UNLINKED,
+    False: UnlinkReconciliation.STILL_LINKED,
+    None: UnlinkReconciliation.UNKNOWN,
+}
 
 
 def _is_last_sign_in_method(account: CaptureAccount) -> bool:
@@ -37,12 +60,14 @@ class Unlink:
         sessions: SessionStorage,
         audit: AuditPublisher,
         clock: Clock,
+        recheck: AccountRecheck,
     ) -> None:
         self._client = client
         self._accounts = accounts
         self._sessions = sessions
         self._audit = audit
         self._clock = clock
+        self._recheck = recheck
 
     def unlink(self, session_id: str | None, *, identifier: str) -> ErrorCode | None:
         """None once Capture unlinked the identity, else why not."""
@@ -88,6 +113,32 @@ class Unlink:
             self._client.unlink(access_token=access_token, identifier=identifier)
         except CaptureError as error:
             return self._refused(error, record)
+        except ServiceUnavailable as error:
+            if not error.may_have_reached:
+                raise
+            if self._reconcile(access_token, profile) is not UnlinkReconciliation.UNLINKED:
+                raise
+        self._unlinked(record, account, profile, now)
+        return None
+
+    def _reconcile(self, access_token: str, profile: CaptureProfile) -> UnlinkReconciliation:
+        """Whether Capture still holds the identity, after an unlink_account_native that may have reached
+        it. Without this, an unlink made upstream but not heard of would be answered as an outage, and
+        the user's retry told `not_linked`."""
+        recheck = self._recheck.shows(access_token, profile.identifier, linked=False)
+        outcome = _RECONCILIATIONS[recheck.shown]
+        count_by("UnlinksReconciled", outcome=outcome.value)
+        logger.warning(
+            "Unlink outcome not heard from Capture; account read",
+            extra={"provider": profile.provider, "reconciled": outcome.value, "account_reads": recheck.reads},
+        )
+        return outcome
+
+    def _unlinked(
+        self, record: SessionRecord, account: CaptureAccount, profile: CaptureProfile, now: int
+    ) -> None:
+        """Capture unlinked `profile`: the account view kept, the metric, the log line and the audit event."""
+        identifier = profile.identifier
         remaining = [p for p in account.profiles if p.identifier != identifier]
         after = AccountSnapshot.of(account.model_copy(update={"profiles": remaining}))
         self._accounts.keep(record, after, read_at=now)  # the next GET /session shows the change
@@ -100,7 +151,6 @@ class Unlink:
             session_pk=record.pk,
             account_uuid=account.uuid,
         )
-        return None
 
     def _refused(self, error: CaptureError, record: SessionRecord) -> ErrorCode:
         failure = capture_failure(error)
