@@ -43,6 +43,11 @@ function describeSocial() {
   return `your ${session.provider} sign-in as ${session.identifier}`;
 }
 
+// The browser's one session, which any new sign-in ends.
+function describeCurrentSession() {
+  return session.identifier ? describeSocial() : describeRegistration();
+}
+
 function capitalized(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
@@ -110,9 +115,20 @@ async function showRedirectOutcome({ result, error }) {
   if (result === "signed_in" && session.identifier) {
     const ended = replaced ? ` ${capitalized(replaced)} has ended.` : "";
     showOutcome("ok", result, `Signed in with ${session.provider} as ${session.identifier}.${ended}`);
-  } else if (result) showOutcome("ok", result, OUTCOMES[result] || "");
+  } else if (result === "linked") showOutcome("ok", result, linkedMessage());
+  else if (result) showOutcome("ok", result, OUTCOMES[result] || "");
   else if (error === "already_linked") showOutcome("error", error, await alreadyLinkedMessage());
   else if (error) showOutcome("error", error, OUTCOMES[error] || "Unknown error code.");
+}
+
+// Which identity went to which account: the newest Linked audit event names both (the account by its
+// uuid), and GET /session names the account this browser is signed in to.
+function linkedMessage() {
+  const linked = auditEvents.find((event) => event["detail-type"] === "Linked");
+  const detail = linked ? linked.detail : null;
+  const account = session.account;
+  if (!detail || !account || detail.uuid !== account.uuid) return OUTCOMES.linked;
+  return `${detail.provider} identity ${detail.identifier} is now linked to the Registration account ${accountName(account)}.`;
 }
 
 // The service answers already_linked whoever holds the identity. The refused identity is in the
@@ -156,7 +172,9 @@ async function decidePendingLink(confirm) {
   window.history.replaceState(null, "", window.location.pathname);
   await refreshSession();
   const code = reply.body && reply.body.error;
-  if (reply.ok && reply.body) showOutcome("ok", reply.body.result, OUTCOMES[reply.body.result] || "");
+  const result = reply.body && reply.body.result;
+  if (reply.ok && result === "linked") showOutcome("ok", result, linkedMessage());
+  else if (reply.ok && result) showOutcome("ok", result, OUTCOMES[result] || "");
   else if (code === "already_linked") showOutcome("error", code, await alreadyLinkedMessage());
   else if (OUTCOMES[code]) showOutcome("error", code, OUTCOMES[code]);
   else showFailure("POST /link", reply);
@@ -188,8 +206,8 @@ function showReplacementNotes() {
     ? `Signing in with a provider ends ${describeRegistration()}; link instead (step 3) to keep it.`
     : "";
   const registrationNote = document.getElementById("registration-replaces");
-  registrationNote.hidden = !session.identifier;
-  registrationNote.textContent = session.identifier ? `Signing in to Registration ends ${describeSocial()}.` : "";
+  registrationNote.hidden = !session.signed_in;
+  registrationNote.textContent = !session.signed_in ? "" : `Signing in to Registration ends ${describeCurrentSession()}.`;
 }
 
 // The account's linked identities, each with its Unlink button.
@@ -294,7 +312,7 @@ async function signInToRegistration(event) {
   let accessToken;
   let expiresIn = 3600;
   const user = config.registration === "emulator" ? document.getElementById("registration-user").value : null;
-  const replaced = session.identifier ? ` ${capitalized(describeSocial())} has ended.` : "";
+  const replaced = session.signed_in ? ` ${capitalized(describeCurrentSession())} has ended.` : "";
   if (user !== null) {
     const minted = await call("registration", {
       method: "POST",
