@@ -171,7 +171,8 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
     assert demo.outcome() == "linked"
     # Which identity went to which account, from the Linked audit event (it names the account's uuid).
     expect(page.locator("#outcome")).to_have_text(
-        f"linked Facebook identity {facebook_identity} is now linked to the Registration account {first_account}."
+        f"linked Facebook identity {facebook_identity} is now linked"
+        f" to the Registration account {first_account}."
     )
     expect(page.get_by_test_id("linked-identity")).to_have_text([f"Facebook: {facebook_identity}"])
     demo.shot("linked")
@@ -187,7 +188,9 @@ def test_demo_sign_in_link_conflict_and_sign_out(page: Page, local_stack: Runnin
 
     # Another Registration account tries the same identity: already_linked, nothing changes.
     demo.registration(second_account)
-    expect(page.locator("#outcome")).to_contain_text(f"Your Registration session as {first_account} has ended.")
+    expect(page.locator("#outcome")).to_contain_text(
+        f"Your Registration session as {first_account} has ended."
+    )
     demo.social("Link Facebook", "Facebook", shared_identity, "conflict")
     assert demo.outcome() == "already_linked"
     expect(page.locator("#outcome")).to_contain_text("already linked to another account")
