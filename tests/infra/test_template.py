@@ -593,12 +593,14 @@ def test_defaults_satisfy_their_own_patterns(template: dict[str, Any]) -> None:
 
 def counted_metrics() -> set[str]:
     """Every metric the function's code counts: `count("Name")`, `count_by("Name", ...)` (with dimensions),
-    or `count(CONSTANT)` of a module constant."""
+    `count(CONSTANT)` of a module constant, or the `metric="Name"` of a recheck's `Change`
+    (flows/recheck.py)."""
     names: set[str] = set()
     for source in FUNCTION_PACKAGE.rglob("*.py"):
         text = source.read_text(encoding="utf-8")
         names |= set(re.findall(r'\bcount\("([A-Za-z]+)"\)', text))
         names |= set(re.findall(r'\bcount_by\("([A-Za-z]+)"', text))
+        names |= set(re.findall(r'\bmetric="([A-Za-z]+)"', text))
         for constant in re.findall(r"\bcount\(([A-Z_]+)\)", text):
             names |= set(re.findall(rf'^{constant} = "([A-Za-z]+)"', text, re.MULTILINE))
     return names

@@ -47,6 +47,14 @@ from token_url.settings import Settings
 NOW = 1_900_000_000
 
 
+# What an /entity read after a lost reply can meet instead of the account.
+ENTITY_FAILURES = [
+    ServiceUnavailable("capture", "entity: timeout", may_have_reached=True),
+    CaptureError("entity", CaptureError.API_LIMIT_ERROR, "api_limit_error", "request-2"),
+]
+ENTITY_FAILURE_IDS = ["outage", "capture_error"]
+
+
 def outcomes_printed(printed: str, metric: str) -> list[str]:
     """The `outcome` of every data point of `metric` in printed output (each is one EMF line)."""
     blobs = [json.loads(line) for line in printed.splitlines() if line.startswith('{"_aws"')]

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from tests.unit.flows.fakes import (
+    ENTITY_FAILURE_IDS,
+    ENTITY_FAILURES,
     FACEBOOK_ID,
     GOOGLE_ID,
     FlowWorld,
@@ -373,14 +375,7 @@ def test_a_link_not_in_the_account_after_its_reply_was_lost_is_an_outage(
     assert reconciliations(capsys) == ["not_linked"]
 
 
-@pytest.mark.parametrize(
-    "entity_failure",
-    [
-        ServiceUnavailable("capture", "entity: timeout", may_have_reached=True),
-        CaptureError("entity", CaptureError.API_LIMIT_ERROR, "api_limit_error", "request-2"),
-    ],
-    ids=["outage", "capture_error"],
-)
+@pytest.mark.parametrize("entity_failure", ENTITY_FAILURES, ids=ENTITY_FAILURE_IDS)
 def test_a_lost_link_reply_with_the_account_unreadable_is_an_outage(
     world: FlowWorld, capsys: pytest.CaptureFixture[str], entity_failure: Exception
 ) -> None:

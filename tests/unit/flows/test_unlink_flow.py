@@ -6,7 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.unit.flows.fakes import FACEBOOK_ID, GOOGLE_ID, FlowWorld, outcomes_printed
+from tests.unit.flows.fakes import (
+    ENTITY_FAILURE_IDS,
+    ENTITY_FAILURES,
+    FACEBOOK_ID,
+    GOOGLE_ID,
+    FlowWorld,
+    outcomes_printed,
+)
 from token_url.audit import AuditEventType
 from token_url.errors import CaptureError, ServiceUnavailable
 from token_url.flows.recheck import RECHECK_READ_SECONDS, RECHECK_WAITS
@@ -283,14 +290,7 @@ def test_an_unlink_capture_carries_out_after_the_reply_was_lost_is_found_on_a_la
     assert reconciliations(capsys) == ["unlinked"]
 
 
-@pytest.mark.parametrize(
-    "entity_failure",
-    [
-        ServiceUnavailable("capture", "entity: timeout", may_have_reached=True),
-        CaptureError("entity", CaptureError.API_LIMIT_ERROR, "api_limit_error", "request-2"),
-    ],
-    ids=["outage", "capture_error"],
-)
+@pytest.mark.parametrize("entity_failure", ENTITY_FAILURES, ids=ENTITY_FAILURE_IDS)
 def test_a_lost_unlink_reply_with_the_account_unreadable_is_an_outage(
     world: FlowWorld, capsys: pytest.CaptureFixture[str], entity_failure: Exception
 ) -> None:

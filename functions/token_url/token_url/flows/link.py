@@ -11,13 +11,12 @@ as it may.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from urllib.parse import urlsplit
 
 from token_url.audit import AuditEventType
 from token_url.errors import CaptureError, ConditionFailed, ConfigurationProblem, ServiceUnavailable
 from token_url.flows.profile import ProfileReader
-from token_url.flows.recheck import AccountRecheck
+from token_url.flows.recheck import LINK, AccountRecheck
 from token_url.flows.shared import (
     CAPTURE_TOKEN_FIELD,
     PENDING_LINK_TOKEN_FIELD,
@@ -36,24 +35,9 @@ from token_url.models import (
     TokenAttempt,
     TokenResult,
 )
-from token_url.observability import count, count_by, count_outcome, logger
+from token_url.observability import count, count_outcome, logger
 from token_url.ports import AuditPublisher, Clock, IdentityCloud, SecretSealer, SessionStorage
 from token_url.settings import Settings
-
-
-class Reconciliation(StrEnum):
-    """What /entity said after a link_account_native whose outcome was not heard."""
-
-    LINKED = "linked"  # the account holds the identity: the link was made
-    NOT_LINKED = "not_linked"  # it does not: the outage stands
-    UNKNOWN = "unknown"  # /entity failed too: the outage stands
-
-
-_RECONCILIATIONS = {
-    True: Reconciliation.LINKED,
-    False: Reconciliation.NOT_LINKED,
-    None: Reconciliation.UNKNOWN,
-}
 
 
 @dataclass(frozen=True)
@@ -124,24 +108,11 @@ class Link:
         except ServiceUnavailable as error:
             if not error.may_have_reached:
                 raise
-            if self._reconcile(access_token, identifier, provider) is not Reconciliation.LINKED:
+            # Made upstream but not heard of, the link would otherwise be answered as an outage, and the
+            # user's retry would meet a spent token.
+            if not self._recheck.took_effect(LINK, access_token, identifier, provider):
                 raise
         return self._linked(session, identifier, provider)
-
-    def _reconcile(self, access_token: str, identifier: str, provider: str | None) -> Reconciliation:
-        """Whether Capture holds the identity now, after a link_account_native that may have reached it.
-
-        Without this, a link made upstream but not heard of would be answered `service_unavailable`,
-        and the user's retry would meet a spent token.
-        """
-        recheck = self._recheck.shows(access_token, identifier, linked=True)
-        outcome = _RECONCILIATIONS[recheck.shown]
-        count_by("LinksReconciled", outcome=outcome.value)
-        logger.warning(
-            "Link outcome not heard from Capture; account read",
-            extra={"provider": provider, "reconciled": outcome.value, "account_reads": recheck.reads},
-        )
-        return outcome
 
     def _linked(self, session: SessionRecord, identifier: str, provider: str | None) -> TokenResult:
         # The link lives in Capture; the session's list is only what this browser is shown.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from token_url.deadline import Deadline
 from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable
+from token_url.observability import count_by, logger
 from token_url.ports import IdentityCloud
 
 # The waits before each repeated read of an account that does not show the change yet.
@@ -25,12 +26,28 @@ RECHECK_READ_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
-class Recheck:
-    """What the account reads found: `shown` True when the account shows the change, False when the
-    last read still did not, None when /entity failed too; and how many reads it took."""
+class Change:
+    """A link or an unlink whose reply was lost, as the recheck looks for it and reports it."""
 
-    shown: bool | None
-    reads: int
+    linked: bool  # what the account shows once the change is made: the identity linked, or not
+    metric: str  # counted once per recheck, with the dimension `outcome`
+    log_message: str
+    # The `outcome` when the account shows the change, when it still does not, when /entity failed too.
+    outcomes: tuple[str, str, str]
+
+
+LINK = Change(
+    linked=True,
+    metric="LinksReconciled",
+    log_message="Link outcome not heard from Capture; account read",
+    outcomes=("linked", "not_linked", "unknown"),
+)
+UNLINK = Change(
+    linked=False,
+    metric="UnlinksReconciled",
+    log_message="Unlink outcome not heard from Capture; account read",
+    outcomes=("unlinked", "still_linked", "unknown"),
+)
 
 
 class AccountRecheck:
@@ -41,17 +58,23 @@ class AccountRecheck:
         self._deadline = deadline
         self._sleep = sleep
 
-    def shows(self, access_token: str, identifier: str, *, linked: bool) -> Recheck:
-        """Read the account until it shows `identifier` linked (or, `linked=False`, not linked), as the
-        waits and the deadline allow."""
-        shown, reads = self._shows(access_token, identifier, linked), 1
+    def took_effect(self, change: Change, access_token: str, identifier: str, provider: str | None) -> bool:
+        """Whether the account shows `change` of `identifier`, read as the waits and the deadline allow;
+        counted and logged (without the identifier) either way."""
+        shown, reads = self._shows(access_token, identifier, change.linked), 1
         for wait in RECHECK_WAITS:
             if shown is not False or not self._deadline.has_time_for(wait + RECHECK_READ_SECONDS):
                 break
             self._sleep(wait)
-            shown = self._shows(access_token, identifier, linked, read_timeout=RECHECK_READ_SECONDS)
+            shown = self._shows(access_token, identifier, change.linked, read_timeout=RECHECK_READ_SECONDS)
             reads += 1
-        return Recheck(shown=shown, reads=reads)
+        made, not_made, unknown = change.outcomes
+        outcome = unknown if shown is None else made if shown else not_made
+        count_by(change.metric, outcome=outcome)
+        logger.warning(
+            change.log_message, extra={"provider": provider, "reconciled": outcome, "account_reads": reads}
+        )
+        return shown is True
 
     def _shows(
         self, access_token: str, identifier: str, linked: bool, *, read_timeout: float | None = None

@@ -8,15 +8,13 @@ longer holds it, as it may.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from token_url.audit import AuditEventType
 from token_url.errors import CaptureError, ConfigurationProblem, ServiceUnavailable
 from token_url.flows.account import AccessTokenRefused, SessionAccounts, capture_failure
-from token_url.flows.recheck import AccountRecheck
+from token_url.flows.recheck import UNLINK, AccountRecheck
 from token_url.flows.shared import log_dependency_failure, session_key
 from token_url.models import AccountSnapshot, CaptureAccount, CaptureProfile, ErrorCode, SessionRecord
-from token_url.observability import count, count_by, count_outcome, logger
+from token_url.observability import count, count_outcome, logger
 from token_url.ports import AuditPublisher, Clock, IdentityCloud, SessionStorage
 from token_url.secure_values import digest
 
@@ -29,21 +27,6 @@ def unlink_lock_key(record: SessionRecord) -> str:
     """One lock per account (any of its sessions); a session from before accounts were stored locks itself."""
     owner = f"account:{record.account_uuid}" if record.account_uuid else f"session:{record.pk}"
     return f"unlink-lock#{digest('unlink-lock', owner)}"
-
-
-class UnlinkReconciliation(StrEnum):
-    """What /entity said after an unlink_account_native whose outcome was not heard."""
-
-    UNLINKED = "unlinked"  # the account no longer holds the identity: the unlink was made
-    STILL_LINKED = "still_linked"  # it still does: the outage stands
-    UNKNOWN = "unknown"  # /entity failed too: the outage stands
-
-
-_RECONCILIATIONS = {
-    True: UnlinkReconciliation.UNLINKED,
-    False: UnlinkReconciliation.STILL_LINKED,
-    None: UnlinkReconciliation.UNKNOWN,
-}
 
 
 def _is_last_sign_in_method(account: CaptureAccount) -> bool:
@@ -116,23 +99,12 @@ class Unlink:
         except ServiceUnavailable as error:
             if not error.may_have_reached:
                 raise
-            if self._reconcile(access_token, profile) is not UnlinkReconciliation.UNLINKED:
+            # Made upstream but not heard of, the unlink would otherwise be answered as an outage, and
+            # the user's retry told `not_linked`.
+            if not self._recheck.took_effect(UNLINK, access_token, identifier, profile.provider):
                 raise
         self._unlinked(record, account, profile, now)
         return None
-
-    def _reconcile(self, access_token: str, profile: CaptureProfile) -> UnlinkReconciliation:
-        """Whether Capture still holds the identity, after an unlink_account_native that may have reached
-        it. Without this, an unlink made upstream but not heard of would be answered as an outage, and
-        the user's retry told `not_linked`."""
-        recheck = self._recheck.shows(access_token, profile.identifier, linked=False)
-        outcome = _RECONCILIATIONS[recheck.shown]
-        count_by("UnlinksReconciled", outcome=outcome.value)
-        logger.warning(
-            "Unlink outcome not heard from Capture; account read",
-            extra={"provider": profile.provider, "reconciled": outcome.value, "account_reads": recheck.reads},
-        )
-        return outcome
 
     def _unlinked(
         self, record: SessionRecord, account: CaptureAccount, profile: CaptureProfile, now: int
